@@ -1,0 +1,560 @@
+//! [`CircuitBreaker`]: the state word, the one CAS helper, management and monitoring.
+//!
+//! # Memory ordering
+//! | operation | ordering | why |
+//! |---|---|---|
+//! | load of the state word | `Acquire` | pairs with the `Release` half of every CAS, so a caller that sees a state also sees what the thread that made it did before (for example the trial call's writes when it closed the breaker). On x86 this is a plain load. |
+//! | CAS of the state word | `AcqRel` / `Acquire` on failure | the same pairing in both directions; a failed CAS re-reads the word |
+//! | configuration (`fail_max`, `reset_timeout`, `success_threshold`) | `Relaxed` | independent values; no other data is published through them |
+//! | `opened_at` | `Relaxed` | monitoring only: written after the CAS that opened, never read by a decision |
+//! | listener table | see `listeners.rs` | |
+//!
+//! All decisions are made on the state word alone, so a single location's coherence order is
+//! what makes the machine correct; the orderings above only add happens-before for users.
+
+use core::cell::Cell;
+use core::fmt;
+use core::time::Duration;
+
+use crate::clock::Clock;
+use crate::config::{self, duration_ms, Config, ConfigError};
+use crate::error::Rejected;
+use crate::event::{Event, EventKind, Listener};
+use crate::listeners::{ListenerId, ListenerTableFull, Listeners};
+use crate::machine::{transition, Effect, Env, Op, Params, Step};
+use crate::permit::{Permit, Recorded};
+use crate::snapshot::Snapshot;
+use crate::state::{Outcome, State};
+use crate::sync::{loom_const_fn, AtomicU32, AtomicU64, Ordering};
+use crate::word::Word;
+
+/// A lock-free circuit breaker whose whole state is one `AtomicU64`.
+///
+/// `C` is the [`Clock`]; `L` is the capacity of the listener table (default 4).
+/// Every method takes `&self`, so a breaker can be a `static` shared by every thread:
+///
+/// ```
+/// use atomic_breaker::{CircuitBreaker, Config, StdClock};
+///
+/// static DB: CircuitBreaker<StdClock> = CircuitBreaker::new("db", Config::new(), StdClock);
+///
+/// let rows = DB.call(|| Ok::<_, std::io::Error>(vec![1, 2, 3]));
+/// assert_eq!(rows.unwrap(), vec![1, 2, 3]);
+/// ```
+pub struct CircuitBreaker<C, const L: usize = 4> {
+    word: AtomicU64,
+    /// Monitoring only: `1 + ms` of the latest move into Open, 0 before any.
+    opened_at: AtomicU64,
+    fail_max: AtomicU32,
+    success_threshold: AtomicU32,
+    reset_timeout_ms: AtomicU64,
+    half_open_max_calls: u32,
+    lease_ms: u64,
+    backoff_max_ms: Option<u64>,
+    jitter_percent: u8,
+    name: &'static str,
+    listeners: Listeners<L>,
+    listener_panics: AtomicU32,
+    clock: C,
+}
+
+impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
+    loom_const_fn! {
+        /// A closed breaker named `name`, reading time from `clock`.
+        ///
+        /// Never reads the clock, so it can initialise a `static`.
+        ///
+        /// # Panics
+        /// If `config` is invalid (see [`Config::validate`]). In a `const` or `static` this is
+        /// a compile-time error; use [`try_new`](Self::try_new) for configurations built at
+        /// run time.
+        ///
+        /// ```compile_fail
+        /// use atomic_breaker::{CircuitBreaker, Config, StdClock};
+        /// // error: fail_max must be between 1 and 127
+        /// static BAD: CircuitBreaker<StdClock> =
+        ///     CircuitBreaker::new("bad", Config::new().fail_max(0), StdClock);
+        /// ```
+        pub fn new(name: &'static str, config: Config, clock: C) -> Self {
+            if let Err(e) = config.validate() {
+                panic!("{}", e.message());
+            }
+            Self::build(name, config, clock)
+        }
+    }
+
+    loom_const_fn! {
+        /// Like [`new`](Self::new), but returns the configuration error instead of panicking.
+        pub fn try_new(name: &'static str, config: Config, clock: C) -> Result<Self, ConfigError> {
+            if let Err(e) = config.validate() {
+                // A `const fn` cannot drop a generic value; the clock is simply not kept.
+                core::mem::forget(clock);
+                return Err(e);
+            }
+            Ok(Self::build(name, config, clock))
+        }
+    }
+
+    loom_const_fn! {
+        /// Builds from a configuration already validated.
+        fn build(name: &'static str, config: Config, clock: C) -> Self {
+            let (backoff_max_ms, jitter_percent) = match config.backoff {
+                Some(b) => (Some(duration_ms(b.max)), b.jitter_percent),
+                None => (None, 0),
+            };
+            CircuitBreaker {
+                word: AtomicU64::new(Word::INITIAL.0),
+                opened_at: AtomicU64::new(0),
+                fail_max: AtomicU32::new(config.fail_max),
+                success_threshold: AtomicU32::new(config.success_threshold),
+                reset_timeout_ms: AtomicU64::new(duration_ms(config.reset_timeout)),
+                half_open_max_calls: config.half_open_max_calls,
+                lease_ms: duration_ms(config.trial_lease),
+                backoff_max_ms,
+                jitter_percent,
+                name,
+                listeners: Listeners::new(),
+                listener_panics: AtomicU32::new(0),
+                clock,
+            }
+        }
+    }
+
+    loom_const_fn! {
+        /// Adds a listener during construction; listeners run in the order they were added.
+        ///
+        /// # Panics
+        /// If the table (capacity `L`) is full. In a `const` or `static` this is a compile-time
+        /// error; at run time use [`add_listener`](Self::add_listener).
+        pub fn with_listener(mut self, f: Listener) -> Self {
+            self.listeners = self.listeners.with(f);
+            self
+        }
+    }
+
+    // ---------------------------------------------------------------- calling
+
+    /// Asks to run one call. A [`Permit`] means go ahead and report how it went; a
+    /// [`Rejected`] means the call must not run.
+    ///
+    /// On the closed path this is one atomic load and a compare, plus one load of the listener
+    /// table's length.
+    #[inline]
+    pub fn allow(&self) -> Result<Permit<'_, C, L>, Rejected> {
+        let (old, step, now) = self.apply(Op::Acquire);
+        match step.effect {
+            Effect::Admitted { gen, trial } => {
+                self.after_change(old, &step, now);
+                self.emit(EventKind::BeforeCall);
+                Ok(Permit::new(self, gen, trial))
+            }
+            Effect::Rejected { retry_after_ms } => {
+                let rejected = Rejected {
+                    name: self.name,
+                    state: old.state(),
+                    retry_after: retry_after_ms.map(Duration::from_millis),
+                };
+                self.emit(EventKind::Rejected {
+                    state: rejected.state,
+                    retry_after: rejected.retry_after,
+                });
+                Err(rejected)
+            }
+            // `Acquire` yields only the two effects above.
+            _ => Err(Rejected {
+                name: self.name,
+                state: old.state(),
+                retry_after: None,
+            }),
+        }
+    }
+
+    /// Runs `f` if the breaker admits it: `Ok` counts as a success, `Err` as a failure.
+    ///
+    /// A rejected call returns [`Error::Rejected`](crate::Error::Rejected) without running `f`;
+    /// an executed failure returns [`Error::Failed`](crate::Error::Failed) with the caller's
+    /// error and whether this call tripped the breaker.
+    pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, crate::Error<E>> {
+        self.call_with(Outcome::of, f)
+    }
+
+    /// Runs `f` if the breaker admits it and counts the result as `classify` says.
+    ///
+    /// This is where PyBreaker's excluded exceptions go: return [`Outcome::Ignored`] for errors
+    /// that say nothing about the dependency's health, or [`Outcome::Success`] for PyBreaker's
+    /// exact behaviour (an excluded error resets the failure count). The caller's `Err` is
+    /// returned either way.
+    pub fn call_with<T, E>(
+        &self,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, crate::Error<E>> {
+        let permit = self.allow().map_err(crate::Error::Rejected)?;
+        let result = f();
+        let recorded = permit.report(classify(&result));
+        result.map_err(|error| crate::Error::Failed {
+            error,
+            tripped: recorded == Recorded::Tripped,
+        })
+    }
+
+    /// Reports the outcome of a call admitted in generation `gen`; used by [`Permit`].
+    pub(crate) fn finish(&self, gen: u8, outcome: Outcome) -> Recorded {
+        let (old, step, now) = self.apply(Op::Report { gen, outcome });
+        self.emit(match outcome {
+            Outcome::Success => EventKind::Success,
+            Outcome::Failure => EventKind::Failure,
+            Outcome::Ignored => EventKind::Ignored,
+        });
+        self.after_change(old, &step, now);
+        match step.effect {
+            Effect::Recorded { tripped: true, .. } => Recorded::Tripped,
+            Effect::Recorded { closed: true, .. } => Recorded::Closed,
+            Effect::Recorded { .. } => Recorded::Counted,
+            _ => Recorded::Dropped,
+        }
+    }
+
+    /// Gives back a trial slot admitted in generation `gen`; used by [`Permit`]'s `Drop`.
+    pub(crate) fn release(&self, gen: u8) {
+        let _ = self.apply(Op::Release { gen });
+    }
+
+    // ---------------------------------------------------------------- management
+
+    /// Opens the breaker for one open period (backed off if configured). A no-op, with no
+    /// event and no extension of the period, when it is already Open. Returns whether the
+    /// state changed.
+    pub fn open(&self) -> bool {
+        self.manage(Op::Open)
+    }
+
+    /// Closes the breaker and resets every counter; releases ForcedOpen and Disabled. A no-op
+    /// without an event when already Closed.
+    pub fn close(&self) -> bool {
+        self.manage(Op::Close)
+    }
+
+    /// Moves to HalfOpen with no trial in flight, so the next callers are trials. A no-op when
+    /// already HalfOpen.
+    pub fn half_open(&self) -> bool {
+        self.manage(Op::HalfOpen)
+    }
+
+    /// Opens the breaker for exactly `d` from now (for example a server's `Retry-After`),
+    /// whatever the state; an Open breaker gets the new deadline.
+    pub fn trip_for(&self, d: Duration) -> Result<(), ConfigError> {
+        let ms = duration_ms(d);
+        if ms > config::MAX_PERIOD.as_millis() as u64 {
+            return Err(ConfigError::TripPeriod(d));
+        }
+        self.manage(Op::TripFor { ms });
+        Ok(())
+    }
+
+    /// Rejects every call until [`close`](Self::close), [`open`](Self::open) or
+    /// [`half_open`](Self::half_open). Returns whether the state changed.
+    pub fn force_open(&self) -> bool {
+        self.manage(Op::ForceOpen)
+    }
+
+    /// Admits every call and records nothing until [`close`](Self::close) (or another manual
+    /// move). Returns whether the state changed.
+    pub fn disable(&self) -> bool {
+        self.manage(Op::Disable)
+    }
+
+    fn manage(&self, op: Op) -> bool {
+        let (old, step, now) = self.apply(op);
+        self.after_change(old, &step, now);
+        step.effect == Effect::Changed
+    }
+
+    // ---------------------------------------------------------------- configuration
+
+    /// Consecutive failures that trip the breaker.
+    pub fn fail_max(&self) -> u32 {
+        self.fail_max.load(Ordering::Relaxed)
+    }
+
+    /// Changes `fail_max` at run time. A count already at or above the new value trips on the
+    /// next failure.
+    pub fn set_fail_max(&self, n: u32) -> Result<(), ConfigError> {
+        config::check_fail_max(n)?;
+        self.fail_max.store(n, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The open period before backoff.
+    pub fn reset_timeout(&self) -> Duration {
+        Duration::from_millis(self.reset_timeout_ms.load(Ordering::Relaxed))
+    }
+
+    /// Changes `reset_timeout` at run time. It applies from the next trip: the deadline of an
+    /// open period already running is in the state word and does not move (use
+    /// [`trip_for`](Self::trip_for) to move it).
+    pub fn set_reset_timeout(&self, d: Duration) -> Result<(), ConfigError> {
+        let ms = config::check_reset_timeout(d)?;
+        if let Some(max) = self.backoff_max_ms {
+            if ms > max {
+                return Err(ConfigError::ResetTimeout(d));
+            }
+        }
+        self.reset_timeout_ms.store(ms, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Trial successes that close the breaker.
+    pub fn success_threshold(&self) -> u32 {
+        self.success_threshold.load(Ordering::Relaxed)
+    }
+
+    /// Changes `success_threshold` at run time; a half-open breaker closes on the next success
+    /// if it already has this many.
+    pub fn set_success_threshold(&self, n: u32) -> Result<(), ConfigError> {
+        config::check_success_threshold(n)?;
+        self.success_threshold.store(n, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Trial calls admitted at once in half-open.
+    pub fn half_open_max_calls(&self) -> u32 {
+        self.half_open_max_calls
+    }
+
+    /// The breaker's name, as given to the constructor and carried by every event.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The breaker's clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    // ---------------------------------------------------------------- monitoring
+
+    /// The current state (PyBreaker's `current_state`). An Open breaker whose period has passed
+    /// reads Open until a caller moves it to HalfOpen.
+    pub fn state(&self) -> State {
+        self.load().state()
+    }
+
+    /// Consecutive failures counted while Closed; while Open, the failures that tripped it
+    /// (0 after a manual open). 0 in the other states.
+    pub fn fail_counter(&self) -> u32 {
+        let w = self.load();
+        match w.state() {
+            State::Closed | State::Open => w.count(),
+            _ => 0,
+        }
+    }
+
+    /// Trial successes counted in HalfOpen; 0 in the other states.
+    pub fn success_counter(&self) -> u32 {
+        let w = self.load();
+        if w.state() == State::HalfOpen {
+            w.count()
+        } else {
+            0
+        }
+    }
+
+    /// Trial calls admitted in HalfOpen and not yet reported.
+    pub fn trial_calls(&self) -> u32 {
+        let w = self.load();
+        if w.state() == State::HalfOpen {
+            w.in_flight()
+        } else {
+            0
+        }
+    }
+
+    /// When the breaker last opened, in ms on its clock, while it is Open or HalfOpen.
+    ///
+    /// Monitoring only: it is written just after the atomic update that opened the breaker, so
+    /// for an instant after a trip it can still show the previous opening.
+    pub fn opened_at(&self) -> Option<u64> {
+        self.opened_at_for(self.load())
+    }
+
+    /// While Open: how long until a call may be admitted as a trial. `None` otherwise.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after_for(self.load())
+    }
+
+    /// Every monitored value at once, decoded from a single load of the state word.
+    pub fn snapshot(&self) -> Snapshot {
+        let w = self.load();
+        let count = w.count();
+        let state = w.state();
+        Snapshot {
+            name: self.name,
+            state,
+            fail_counter: if matches!(state, State::Closed | State::Open) {
+                count
+            } else {
+                0
+            },
+            success_counter: if state == State::HalfOpen { count } else { 0 },
+            trial_calls: if state == State::HalfOpen {
+                w.in_flight()
+            } else {
+                0
+            },
+            generation: w.generation(),
+            backoff_level: w.level() as u8,
+            retry_after: self.retry_after_for(w),
+            opened_at: self.opened_at_for(w),
+            fail_max: self.fail_max(),
+            success_threshold: self.success_threshold(),
+            half_open_max_calls: self.half_open_max_calls,
+            reset_timeout: self.reset_timeout(),
+        }
+    }
+
+    /// Listeners currently registered.
+    pub fn listener_count(&self) -> usize {
+        self.listeners.len()
+    }
+
+    /// Listener calls that panicked and were caught (with `std`). The breaker's state was
+    /// already final when they ran.
+    pub fn listener_panics(&self) -> u32 {
+        self.listener_panics.load(Ordering::Relaxed)
+    }
+
+    /// Adds a listener at run time; it runs after every listener added before it.
+    pub fn add_listener(&self, f: Listener) -> Result<ListenerId, ListenerTableFull> {
+        self.listeners.add(f)
+    }
+
+    /// Removes a listener; `false` if `id` was already removed.
+    pub fn remove_listener(&self, id: ListenerId) -> bool {
+        self.listeners.remove(id)
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    #[inline]
+    fn load(&self) -> Word {
+        Word(self.word.load(Ordering::Acquire))
+    }
+
+    fn opened_at_for(&self, w: Word) -> Option<u64> {
+        match w.state() {
+            State::Open | State::HalfOpen => self.opened_at.load(Ordering::Relaxed).checked_sub(1),
+            _ => None,
+        }
+    }
+
+    fn retry_after_for(&self, w: Word) -> Option<Duration> {
+        if w.state() == State::Open {
+            let now = self.clock.now_ms();
+            Some(Duration::from_millis(w.until_remaining(now)))
+        } else {
+            None
+        }
+    }
+
+    /// The one CAS helper. Runs the pure transition until its word is installed or it asks for
+    /// no write. Returns the word it decided on, the step, and the clock reading if one was
+    /// taken (the same reading is reused across retries: it is the time the operation began).
+    #[inline]
+    fn apply(&self, op: Op) -> (Word, Step, Option<u64>) {
+        let env = BreakerEnv {
+            b: self,
+            now: Cell::new(None),
+        };
+        let mut cur = self.load();
+        loop {
+            let step = transition(cur, op, &env);
+            let Some(next) = step.next else {
+                return (cur, step, env.now.get());
+            };
+            match self.word.compare_exchange_weak(
+                cur.0,
+                next.0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return (cur, step, env.now.get()),
+                Err(actual) => cur = Word(actual),
+            }
+        }
+    }
+
+    /// After a successful CAS (or a decision to write nothing): records the opening time and
+    /// fires the state-change event, exactly once, on this thread.
+    fn after_change(&self, old: Word, step: &Step, now: Option<u64>) {
+        let Some(new) = step.next else { return };
+        let reopened = matches!(step.effect, Effect::Changed) && new.state() == State::Open;
+        if new.state() == State::Open && (old.state() != State::Open || reopened) {
+            let now = now.unwrap_or_else(|| self.clock.now_ms());
+            self.opened_at
+                .store(now.saturating_add(1), Ordering::Relaxed);
+        }
+        if new.state() != old.state() {
+            self.emit(EventKind::StateChange {
+                from: old.state(),
+                to: new.state(),
+            });
+        }
+    }
+
+    #[inline]
+    fn emit(&self, kind: EventKind) {
+        if self.listeners.is_empty() {
+            return;
+        }
+        let panics = self.listeners.dispatch(&Event {
+            name: self.name,
+            kind,
+        });
+        if panics > 0 {
+            self.listener_panics.fetch_add(panics, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Lazy access to the clock and configuration for the transition function.
+struct BreakerEnv<'a, C, const L: usize> {
+    b: &'a CircuitBreaker<C, L>,
+    now: Cell<Option<u64>>,
+}
+
+impl<C: Clock, const L: usize> Env for BreakerEnv<'_, C, L> {
+    fn now(&self) -> u64 {
+        if let Some(t) = self.now.get() {
+            return t;
+        }
+        let t = self.b.clock.now_ms();
+        self.now.set(Some(t));
+        t
+    }
+
+    fn params(&self) -> Params {
+        let b = self.b;
+        Params {
+            fail_max: b.fail_max.load(Ordering::Relaxed),
+            success_threshold: b.success_threshold.load(Ordering::Relaxed),
+            half_open_max_calls: b.half_open_max_calls,
+            reset_timeout_ms: b.reset_timeout_ms.load(Ordering::Relaxed),
+            lease_ms: b.lease_ms,
+            backoff_max_ms: b.backoff_max_ms,
+            jitter_percent: b.jitter_percent,
+            salt: (b as *const CircuitBreaker<C, L>).addr() as u64,
+        }
+    }
+}
+
+impl<C, const L: usize> fmt::Debug for CircuitBreaker<C, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("name", &self.name)
+            .field("word", &Word(self.word.load(Ordering::Acquire)))
+            .field("fail_max", &self.fail_max.load(Ordering::Relaxed))
+            .field("listeners", &self.listeners.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,363 @@
+//! Breaker configuration: `const` builders, validation, and the limits the state word implies.
+
+use core::fmt;
+use core::time::Duration;
+
+use crate::word;
+
+/// Largest `fail_max` and `success_threshold` (127): the width of the state word's count field.
+pub const MAX_FAIL_MAX: u32 = word::MAX_COUNT;
+/// Largest `success_threshold` (127).
+pub const MAX_SUCCESS_THRESHOLD: u32 = word::MAX_COUNT;
+/// Largest `half_open_max_calls` (31).
+pub const MAX_HALF_OPEN_CALLS: u32 = word::MAX_IN_FLIGHT;
+/// Longest `reset_timeout`, trial lease, backoff cap or `trip_for` period: 2^38 ms (about 8.7
+/// years).
+pub const MAX_PERIOD: Duration = Duration::from_millis(word::MAX_PERIOD_MS);
+
+/// Backoff of the open period when the breaker re-trips from half-open.
+///
+/// The n-th consecutive re-trip opens for `reset_timeout * 2^n` (n at most 7), capped at `max`.
+/// With jitter, each open period is shortened by a random fraction of up to `jitter_percent`,
+/// drawn once when the breaker trips and never re-drawn. The exponent resets when the breaker
+/// closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Backoff {
+    pub(crate) max: Duration,
+    pub(crate) jitter_percent: u8,
+}
+
+impl Backoff {
+    /// Exponential backoff (factor 2) capped at `max`, without jitter.
+    pub const fn exponential(max: Duration) -> Self {
+        Backoff {
+            max,
+            jitter_percent: 0,
+        }
+    }
+
+    /// Shortens each open period by a random fraction of at most `percent` (0 to 100).
+    pub const fn jitter_percent(self, percent: u8) -> Self {
+        Backoff {
+            max: self.max,
+            jitter_percent: percent,
+        }
+    }
+
+    /// The cap on the open period.
+    pub const fn max(&self) -> Duration {
+        self.max
+    }
+
+    /// The largest share, in percent, by which jitter shortens an open period.
+    pub const fn jitter(&self) -> u8 {
+        self.jitter_percent
+    }
+}
+
+/// The configuration of a [`CircuitBreaker`](crate::CircuitBreaker).
+///
+/// Every method is `const`, so a configuration can be built in a `static`:
+///
+/// ```
+/// use atomic_breaker::Config;
+/// use core::time::Duration;
+///
+/// const CONFIG: Config = Config::new()
+///     .fail_max(3)
+///     .reset_timeout(Duration::from_secs(30))
+///     .success_threshold(2);
+/// assert!(CONFIG.validate().is_ok());
+/// ```
+///
+/// Durations are rounded up to whole milliseconds, the breaker's resolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Config {
+    pub(crate) fail_max: u32,
+    pub(crate) reset_timeout: Duration,
+    pub(crate) success_threshold: u32,
+    pub(crate) half_open_max_calls: u32,
+    pub(crate) trial_lease: Duration,
+    pub(crate) backoff: Option<Backoff>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::new()
+    }
+}
+
+impl Config {
+    /// PyBreaker's defaults: `fail_max` 5, `reset_timeout` 60 s, `success_threshold` 1; plus
+    /// `half_open_max_calls` 1, a trial lease of 60 s and no backoff.
+    pub const fn new() -> Self {
+        Config {
+            fail_max: 5,
+            reset_timeout: Duration::from_secs(60),
+            success_threshold: 1,
+            half_open_max_calls: 1,
+            trial_lease: Duration::from_secs(60),
+            backoff: None,
+        }
+    }
+
+    /// Consecutive failures that trip the breaker (1 to [`MAX_FAIL_MAX`]).
+    pub const fn fail_max(mut self, n: u32) -> Self {
+        self.fail_max = n;
+        self
+    }
+
+    /// How long the breaker stays open before it admits a trial call (at most [`MAX_PERIOD`]).
+    /// Zero means the next call after a trip is already a trial.
+    pub const fn reset_timeout(mut self, d: Duration) -> Self {
+        self.reset_timeout = d;
+        self
+    }
+
+    /// Trial successes in half-open that close the breaker (1 to [`MAX_SUCCESS_THRESHOLD`]).
+    pub const fn success_threshold(mut self, n: u32) -> Self {
+        self.success_threshold = n;
+        self
+    }
+
+    /// Trial calls admitted at once in half-open (1 to [`MAX_HALF_OPEN_CALLS`]).
+    pub const fn half_open_max_calls(mut self, n: u32) -> Self {
+        self.half_open_max_calls = n;
+        self
+    }
+
+    /// How long a half-open trial slot stays claimed without a report. When every slot is
+    /// claimed and the newest claim is older than this, the next caller re-arms the trial: it is
+    /// admitted and reports from the earlier trials are dropped. So a forgotten permit or a
+    /// crashed caller cannot wedge the breaker. From 1 ms to [`MAX_PERIOD`].
+    pub const fn trial_lease(mut self, d: Duration) -> Self {
+        self.trial_lease = d;
+        self
+    }
+
+    /// Grows the open period on repeated re-trips; see [`Backoff`].
+    pub const fn backoff(mut self, b: Backoff) -> Self {
+        self.backoff = Some(b);
+        self
+    }
+
+    /// Checks every field against the limits of the state word.
+    pub const fn validate(&self) -> Result<(), ConfigError> {
+        if let Err(e) = check_fail_max(self.fail_max) {
+            return Err(e);
+        }
+        if let Err(e) = check_success_threshold(self.success_threshold) {
+            return Err(e);
+        }
+        if self.half_open_max_calls == 0 || self.half_open_max_calls > MAX_HALF_OPEN_CALLS {
+            return Err(ConfigError::HalfOpenMaxCalls(self.half_open_max_calls));
+        }
+        let reset = match check_reset_timeout(self.reset_timeout) {
+            Ok(ms) => ms,
+            Err(e) => return Err(e),
+        };
+        let lease = duration_ms(self.trial_lease);
+        if lease == 0 || lease > word::MAX_PERIOD_MS {
+            return Err(ConfigError::TrialLease(self.trial_lease));
+        }
+        if let Some(b) = self.backoff {
+            let max = duration_ms(b.max);
+            if max < reset || max > word::MAX_PERIOD_MS {
+                return Err(ConfigError::BackoffMax(b.max));
+            }
+            if b.jitter_percent > 100 {
+                return Err(ConfigError::Jitter(b.jitter_percent));
+            }
+        }
+        Ok(())
+    }
+
+    /// `fail_max` as configured.
+    pub const fn get_fail_max(&self) -> u32 {
+        self.fail_max
+    }
+    /// `reset_timeout` as configured.
+    pub const fn get_reset_timeout(&self) -> Duration {
+        self.reset_timeout
+    }
+    /// `success_threshold` as configured.
+    pub const fn get_success_threshold(&self) -> u32 {
+        self.success_threshold
+    }
+    /// `half_open_max_calls` as configured.
+    pub const fn get_half_open_max_calls(&self) -> u32 {
+        self.half_open_max_calls
+    }
+    /// The trial lease as configured.
+    pub const fn get_trial_lease(&self) -> Duration {
+        self.trial_lease
+    }
+    /// The backoff, if any.
+    pub const fn get_backoff(&self) -> Option<Backoff> {
+        self.backoff
+    }
+}
+
+/// A duration in whole milliseconds, rounded up, saturating at `u64::MAX`.
+pub(crate) const fn duration_ms(d: Duration) -> u64 {
+    let ms = d.as_millis();
+    let ms = if !d.subsec_nanos().is_multiple_of(1_000_000) {
+        ms + 1
+    } else {
+        ms
+    };
+    if ms > u64::MAX as u128 {
+        u64::MAX
+    } else {
+        ms as u64
+    }
+}
+
+pub(crate) const fn check_fail_max(n: u32) -> Result<(), ConfigError> {
+    if n == 0 || n > MAX_FAIL_MAX {
+        Err(ConfigError::FailMax(n))
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) const fn check_success_threshold(n: u32) -> Result<(), ConfigError> {
+    if n == 0 || n > MAX_SUCCESS_THRESHOLD {
+        Err(ConfigError::SuccessThreshold(n))
+    } else {
+        Ok(())
+    }
+}
+
+/// Returns the timeout in ms when it is valid.
+pub(crate) const fn check_reset_timeout(d: Duration) -> Result<u64, ConfigError> {
+    let ms = duration_ms(d);
+    if ms > word::MAX_PERIOD_MS {
+        Err(ConfigError::ResetTimeout(d))
+    } else {
+        Ok(ms)
+    }
+}
+
+/// A configuration value outside what the breaker supports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `fail_max` is 0 or above [`MAX_FAIL_MAX`].
+    FailMax(u32),
+    /// `success_threshold` is 0 or above [`MAX_SUCCESS_THRESHOLD`].
+    SuccessThreshold(u32),
+    /// `half_open_max_calls` is 0 or above [`MAX_HALF_OPEN_CALLS`].
+    HalfOpenMaxCalls(u32),
+    /// `reset_timeout` is longer than [`MAX_PERIOD`].
+    ResetTimeout(Duration),
+    /// The trial lease is zero or longer than [`MAX_PERIOD`].
+    TrialLease(Duration),
+    /// The backoff cap is shorter than `reset_timeout` or longer than [`MAX_PERIOD`].
+    BackoffMax(Duration),
+    /// Backoff jitter above 100 percent.
+    Jitter(u8),
+    /// A `trip_for` period longer than [`MAX_PERIOD`].
+    TripPeriod(Duration),
+}
+
+impl ConfigError {
+    /// A fixed message for the error, usable in `const` panics.
+    pub const fn message(&self) -> &'static str {
+        match self {
+            ConfigError::FailMax(_) => "fail_max must be between 1 and 127",
+            ConfigError::SuccessThreshold(_) => "success_threshold must be between 1 and 127",
+            ConfigError::HalfOpenMaxCalls(_) => "half_open_max_calls must be between 1 and 31",
+            ConfigError::ResetTimeout(_) => {
+                "reset_timeout must be at most 2^38 ms (about 8.7 years)"
+            }
+            ConfigError::TrialLease(_) => {
+                "trial_lease must be between 1 ms and 2^38 ms (about 8.7 years)"
+            }
+            ConfigError::BackoffMax(_) => {
+                "the backoff cap must be at least reset_timeout and at most 2^38 ms"
+            }
+            ConfigError::Jitter(_) => "backoff jitter must be at most 100 percent",
+            ConfigError::TripPeriod(_) => "trip_for period must be at most 2^38 ms",
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::FailMax(n)
+            | ConfigError::SuccessThreshold(n)
+            | ConfigError::HalfOpenMaxCalls(n) => write!(f, "{} (got {n})", self.message()),
+            ConfigError::ResetTimeout(d)
+            | ConfigError::TrialLease(d)
+            | ConfigError::BackoffMax(d)
+            | ConfigError::TripPeriod(d) => write!(f, "{} (got {d:?})", self.message()),
+            ConfigError::Jitter(p) => write!(f, "{} (got {p})", self.message()),
+        }
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_pybreakers_and_valid() {
+        let c = Config::new();
+        assert_eq!(c.get_fail_max(), 5);
+        assert_eq!(c.get_reset_timeout(), Duration::from_secs(60));
+        assert_eq!(c.get_success_threshold(), 1);
+        assert_eq!(c.get_half_open_max_calls(), 1);
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn each_limit_is_enforced() {
+        let c = Config::new();
+        assert_eq!(c.fail_max(0).validate(), Err(ConfigError::FailMax(0)));
+        assert_eq!(c.fail_max(127).validate(), Ok(()));
+        assert_eq!(c.fail_max(128).validate(), Err(ConfigError::FailMax(128)));
+        assert_eq!(
+            c.success_threshold(128).validate(),
+            Err(ConfigError::SuccessThreshold(128))
+        );
+        assert_eq!(
+            c.half_open_max_calls(32).validate(),
+            Err(ConfigError::HalfOpenMaxCalls(32))
+        );
+        assert_eq!(c.half_open_max_calls(31).validate(), Ok(()));
+        let too_long = MAX_PERIOD + Duration::from_millis(1);
+        assert_eq!(
+            c.reset_timeout(too_long).validate(),
+            Err(ConfigError::ResetTimeout(too_long))
+        );
+        assert_eq!(c.reset_timeout(MAX_PERIOD).validate(), Ok(()));
+        assert_eq!(c.reset_timeout(Duration::ZERO).validate(), Ok(()));
+        assert_eq!(
+            c.trial_lease(Duration::ZERO).validate(),
+            Err(ConfigError::TrialLease(Duration::ZERO))
+        );
+        let short = Duration::from_secs(1);
+        assert_eq!(
+            c.backoff(Backoff::exponential(short)).validate(),
+            Err(ConfigError::BackoffMax(short))
+        );
+        let b = Backoff::exponential(Duration::from_secs(600));
+        assert_eq!(c.backoff(b).validate(), Ok(()));
+        assert_eq!(
+            c.backoff(b.jitter_percent(101)).validate(),
+            Err(ConfigError::Jitter(101))
+        );
+    }
+
+    #[test]
+    fn durations_round_up_to_whole_milliseconds() {
+        assert_eq!(duration_ms(Duration::from_micros(1)), 1);
+        assert_eq!(duration_ms(Duration::from_micros(1500)), 2);
+        assert_eq!(duration_ms(Duration::from_millis(7)), 7);
+        assert_eq!(duration_ms(Duration::MAX), u64::MAX);
+    }
+}

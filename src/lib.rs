@@ -1,0 +1,87 @@
+//! A lock-free, `no_std`, `const`-constructible circuit breaker whose whole state is one
+//! `AtomicU64`.
+//!
+//! ```
+//! use atomic_breaker::{CircuitBreaker, Config, Error, ManualClock, State};
+//! use core::time::Duration;
+//!
+//! static CLOCK: ManualClock = ManualClock::new();
+//! static DB: CircuitBreaker<&ManualClock> = CircuitBreaker::new(
+//!     "db",
+//!     Config::new().fail_max(2).reset_timeout(Duration::from_secs(30)),
+//!     &CLOCK,
+//! );
+//!
+//! // Two consecutive failures trip the breaker; the second one says so.
+//! let _ = DB.call(|| Err::<(), _>("timeout"));
+//! let err = DB.call(|| Err::<(), _>("timeout")).unwrap_err();
+//! assert!(err.tripped());
+//! assert_eq!(DB.state(), State::Open);
+//!
+//! // While open, calls are rejected without running, with the time until a retry.
+//! let err = DB.call(|| -> Result<(), &str> { unreachable!() }).unwrap_err();
+//! assert_eq!(err.retry_after(), Some(Duration::from_secs(30)));
+//!
+//! // After the open period, one trial call runs; its success closes the breaker.
+//! CLOCK.advance(Duration::from_secs(30));
+//! assert_eq!(DB.call(|| Ok::<_, &str>(42)), Ok(42));
+//! assert_eq!(DB.state(), State::Closed);
+//! ```
+//!
+//! # What is where
+//! - [`CircuitBreaker`]: [`call`](CircuitBreaker::call), [`call_with`](CircuitBreaker::call_with)
+//!   (classify results, PyBreaker's excluded errors), the two-step
+//!   [`allow`](CircuitBreaker::allow) → [`Permit`] for request loops, management
+//!   ([`open`](CircuitBreaker::open), [`close`](CircuitBreaker::close),
+//!   [`half_open`](CircuitBreaker::half_open), [`trip_for`](CircuitBreaker::trip_for),
+//!   [`force_open`](CircuitBreaker::force_open), [`disable`](CircuitBreaker::disable)) and
+//!   monitoring ([`snapshot`](CircuitBreaker::snapshot) and friends).
+//! - [`Config`]: `const` builder with PyBreaker's defaults; [`Backoff`] for re-trips.
+//! - [`Clock`]: the injected time source; [`ManualClock`] for tests, `StdClock` with `std`.
+//! - [`Listener`]s: `fn(&Event)` pointers in a fixed table, called after the change they report.
+//!
+//! # Semantics
+//! Closed counts consecutive failures; `fail_max` of them trip the breaker. Open rejects without
+//! running until its period passes; then the first caller wins the move to HalfOpen by CAS and
+//! runs the first trial. HalfOpen admits at most `half_open_max_calls` trials at once;
+//! `success_threshold` successes close it, any failure re-opens it. A trial slot that is never
+//! reported is freed after the trial lease. Every permit carries the generation it was admitted
+//! in, and reports from an earlier generation are dropped.
+//!
+//! # Features
+//! - `std` (default): [`StdClock`], listener panics caught and counted, a permit dropped during a
+//!   panic counts as a failure. Without it the crate is `#![no_std]` and allocates nothing
+//!   (neither does it with `std`).
+//! - `embedded-time`, `defmt`, `heapless`, `stream`: integrations, each in its own module.
+//! - `critical-section`, `unsafe-assume-single-core`: pass-through to `portable-atomic` for
+//!   targets without native compare-and-swap; for final binaries only.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod breaker;
+mod clock;
+mod config;
+mod error;
+mod event;
+mod listeners;
+mod machine;
+mod permit;
+mod snapshot;
+mod state;
+mod sync;
+mod word;
+
+pub use breaker::CircuitBreaker;
+#[cfg(feature = "std")]
+pub use clock::StdClock;
+pub use clock::{Clock, ManualClock};
+pub use config::{
+    Backoff, Config, ConfigError, MAX_FAIL_MAX, MAX_HALF_OPEN_CALLS, MAX_PERIOD,
+    MAX_SUCCESS_THRESHOLD,
+};
+pub use error::{Error, Rejected};
+pub use event::{Event, EventKind, Listener};
+pub use listeners::{ListenerId, ListenerTableFull};
+pub use permit::{Permit, Recorded};
+pub use snapshot::Snapshot;
+pub use state::{Outcome, State};

@@ -1,0 +1,258 @@
+//! A fixed-capacity, lock-free table of listener function pointers.
+//!
+//! Each slot holds a sequence number and a function pointer:
+//!
+//! | `seq` | meaning |
+//! |---|---|
+//! | `EMPTY` (0) | free |
+//! | `BUSY` (`u32::MAX`) | claimed by an `add` that is writing the pointer |
+//! | anything else | occupied; the value orders listeners by when they were added |
+//!
+//! `add` claims a free slot with a CAS `EMPTY -> BUSY`, stores the pointer, then publishes its
+//! sequence number (Release). `remove` takes a [`ListenerId`] (slot and sequence number) and CASes
+//! that exact sequence number back to `EMPTY`, so a stale id cannot remove a newer listener.
+//! Dispatch reads each slot's sequence number, its pointer (Acquire) and the sequence number
+//! again; a slot that changed in between is skipped for that event. Listeners are called in the
+//! order they were added (PyBreaker's list order), whatever slot they landed in.
+
+use core::fmt;
+
+use crate::event::{Event, Listener};
+use crate::sync::{loom_const_fn, AtomicPtr, AtomicU32, Ordering};
+
+const EMPTY: u32 = 0;
+const BUSY: u32 = u32::MAX;
+
+/// Identifies a listener added to a breaker, for [`remove_listener`](crate::CircuitBreaker::remove_listener).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ListenerId {
+    slot: u32,
+    seq: u32,
+}
+
+/// The listener table is full: raise the breaker's capacity parameter `L`, or remove a listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ListenerTableFull {
+    /// The table's capacity.
+    pub capacity: usize,
+}
+
+impl fmt::Display for ListenerTableFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "listener table is full (capacity {})", self.capacity)
+    }
+}
+
+impl core::error::Error for ListenerTableFull {}
+
+struct Slot {
+    seq: AtomicU32,
+    f: AtomicPtr<()>,
+}
+
+impl Slot {
+    loom_const_fn! {
+        fn new(seq: u32, f: *mut ()) -> Slot {
+            Slot {
+                seq: AtomicU32::new(seq),
+                f: AtomicPtr::new(f),
+            }
+        }
+    }
+}
+
+pub(crate) struct Listeners<const N: usize> {
+    slots: [Slot; N],
+    /// The next sequence number to hand out.
+    next_seq: AtomicU32,
+    /// Occupied slots: lets dispatch skip the table with one load when it is empty.
+    len: AtomicU32,
+    /// Slots filled by `with`; used only during `const` construction.
+    filled: usize,
+}
+
+impl<const N: usize> Listeners<N> {
+    loom_const_fn! {
+        pub(crate) fn new() -> Self {
+            Listeners {
+                slots: empty_slots(),
+                next_seq: AtomicU32::new(1),
+                len: AtomicU32::new(0),
+                filled: 0,
+            }
+        }
+    }
+
+    loom_const_fn! {
+        /// Adds `f` during construction.
+        ///
+        /// # Panics
+        /// When the table is full; in a `const` or `static` that is a compile-time error.
+        pub(crate) fn with(mut self, f: Listener) -> Self {
+            if self.filled >= N {
+                panic!("listener table is full: raise the breaker's capacity parameter L");
+            }
+            let seq = self.filled as u32 + 1;
+            self.slots[self.filled] = Slot::new(seq, f as *mut ());
+            self.filled += 1;
+            self.next_seq = AtomicU32::new(seq + 1);
+            self.len = AtomicU32::new(seq);
+            self
+        }
+    }
+
+    /// Adds `f`; it runs after every listener added before it.
+    pub(crate) fn add(&self, f: Listener) -> Result<ListenerId, ListenerTableFull> {
+        let full = ListenerTableFull { capacity: N };
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        if seq == EMPTY || seq == BUSY {
+            // Four billion adds: sequence numbers are exhausted; refuse rather than misorder.
+            return Err(full);
+        }
+        for (i, slot) in self.slots.iter().enumerate() {
+            if slot
+                .seq
+                .compare_exchange(EMPTY, BUSY, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                slot.f.store(f as *mut (), Ordering::Release);
+                slot.seq.store(seq, Ordering::Release);
+                self.len.fetch_add(1, Ordering::Release);
+                return Ok(ListenerId {
+                    slot: i as u32,
+                    seq,
+                });
+            }
+        }
+        Err(full)
+    }
+
+    /// Removes the listener `id` names; `false` if it was already removed.
+    pub(crate) fn remove(&self, id: ListenerId) -> bool {
+        let Some(slot) = self.slots.get(id.slot as usize) else {
+            return false;
+        };
+        let removed = slot
+            .seq
+            .compare_exchange(id.seq, EMPTY, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok();
+        if removed {
+            self.len.fetch_sub(1, Ordering::Release);
+        }
+        removed
+    }
+
+    /// Listeners currently in the table.
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire) as usize
+    }
+
+    /// Whether there is any listener, in one load: the hot path's only cost when there is none.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len.load(Ordering::Acquire) == 0
+    }
+
+    /// Calls every listener, in the order they were added. Returns how many panicked (always 0
+    /// without `std`, where a panic is not caught).
+    pub(crate) fn dispatch(&self, event: &Event) -> u32 {
+        let mut found: [(u32, *mut ()); N] = [(0, core::ptr::null_mut()); N];
+        let mut n = 0;
+        for slot in &self.slots {
+            let seq = slot.seq.load(Ordering::Acquire);
+            if seq == EMPTY || seq == BUSY {
+                continue;
+            }
+            let f = slot.f.load(Ordering::Acquire);
+            // The Acquire load of `f` sees at least the BUSY written before any newer pointer,
+            // so an unchanged `seq` means `f` belongs to `seq`.
+            if slot.seq.load(Ordering::Relaxed) != seq || f.is_null() {
+                continue;
+            }
+            found[n] = (seq, f);
+            n += 1;
+        }
+        let found = &mut found[..n];
+        found.sort_unstable_by_key(|&(seq, _)| seq);
+        let mut panics = 0;
+        for &(_, f) in found.iter() {
+            // SAFETY: every non-null pointer stored in a slot was produced by `f as *mut ()`
+            // from a `Listener` (`fn(&Event)`) in `with` or `add`, and nothing else writes the
+            // slots. A function pointer and `*mut ()` have the same size, and casting the
+            // pointer back recovers the original function pointer.
+            let f = unsafe { core::mem::transmute::<*mut (), Listener>(f) };
+            panics += call_one(f, event);
+        }
+        panics
+    }
+}
+
+#[cfg(not(loom))]
+const fn empty_slots<const N: usize>() -> [Slot; N] {
+    [const { Slot::new(EMPTY, core::ptr::null_mut()) }; N]
+}
+
+#[cfg(loom)]
+fn empty_slots<const N: usize>() -> [Slot; N] {
+    core::array::from_fn(|_| Slot::new(EMPTY, core::ptr::null_mut()))
+}
+
+/// Runs one listener; with `std` a panic is caught and counted, so the other listeners still
+/// run and the caller still gets its result.
+#[cfg(feature = "std")]
+fn call_one(f: Listener, event: &Event) -> u32 {
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(event)));
+    u32::from(caught.is_err())
+}
+
+#[cfg(not(feature = "std"))]
+fn call_one(f: Listener, event: &Event) -> u32 {
+    f(event);
+    0
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::event::EventKind;
+    use std::sync::Mutex;
+
+    static LOG: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+    fn a(_: &Event) {
+        LOG.lock().unwrap().push("a");
+    }
+    fn b(_: &Event) {
+        LOG.lock().unwrap().push("b");
+    }
+    fn c(_: &Event) {
+        LOG.lock().unwrap().push("c");
+    }
+
+    #[test]
+    fn insertion_order_survives_slot_reuse_and_ids_are_not_reusable() {
+        let t: Listeners<3> = Listeners::new().with(a);
+        let ev = Event {
+            name: "t",
+            kind: EventKind::BeforeCall,
+        };
+        let id_b = t.add(b).unwrap();
+        let _id_c = t.add(c).unwrap();
+        assert_eq!(t.add(a), Err(ListenerTableFull { capacity: 3 }));
+        assert!(t.remove(id_b));
+        assert!(!t.remove(id_b));
+        let id_b2 = t.add(b).unwrap(); // lands in b's old slot, but runs last
+        assert!(
+            !t.remove(id_b),
+            "a stale id must not remove the newer listener"
+        );
+        LOG.lock().unwrap().clear();
+        t.dispatch(&ev);
+        assert_eq!(*LOG.lock().unwrap(), ["a", "c", "b"]);
+        assert_eq!(t.len(), 3);
+        assert!(t.remove(id_b2));
+        assert_eq!(t.len(), 2);
+    }
+}

@@ -1,0 +1,706 @@
+//! The state machine: one pure function from (word, operation, environment) to a step.
+//!
+//! No atomics here. [`transition`] is called from the CAS loop in `breaker.rs`, possibly several
+//! times for one operation, so it has no side effects: it only reads the clock and the
+//! configuration through [`Env`], lazily, when the branch it takes needs them. The closed path
+//! (`Acquire` in Closed, `Report(Success)` with a zero count) needs neither and writes nothing.
+
+use crate::state::{Outcome, State};
+use crate::word::{Word, MAX_LEVEL, MAX_PERIOD_MS};
+
+/// The numbers the machine needs from the configuration, in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Params {
+    pub fail_max: u32,
+    pub success_threshold: u32,
+    pub half_open_max_calls: u32,
+    pub reset_timeout_ms: u64,
+    pub lease_ms: u64,
+    /// Backoff cap in ms, or `None` for a fixed open period.
+    pub backoff_max_ms: Option<u64>,
+    pub jitter_percent: u8,
+    /// Mixed into the jitter so that breakers tripping at the same instant draw differently.
+    pub salt: u64,
+}
+
+/// What the machine may read: the time and the configuration. Both are read lazily.
+pub(crate) trait Env {
+    /// Milliseconds on the breaker's clock.
+    fn now(&self) -> u64;
+    /// The current configuration.
+    fn params(&self) -> Params;
+}
+
+/// One operation on the breaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// A caller asks to run a call.
+    Acquire,
+    /// A caller admitted in generation `gen` reports how the call went.
+    Report { gen: u8, outcome: Outcome },
+    /// A caller admitted in generation `gen` as a trial gives its slot back unreported.
+    Release { gen: u8 },
+    /// Manual `open()`: open for one (backed-off) period; no-op when already Open.
+    Open,
+    /// Manual `close()`; no-op when already Closed.
+    Close,
+    /// Manual `half_open()`; no-op when already HalfOpen.
+    HalfOpen,
+    /// `trip_for(d)`: open until exactly `now + ms`, whatever the state.
+    TripFor { ms: u64 },
+    /// `force_open()`; no-op when already ForcedOpen.
+    ForceOpen,
+    /// `disable()`; no-op when already Disabled.
+    Disable,
+}
+
+/// What an operation did, beside the new word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// The call may run. `trial` calls hold a half-open slot until they report or release.
+    Admitted { gen: u8, trial: bool },
+    /// The call must not run; `retry_after_ms` is `None` when time alone will not admit it.
+    Rejected { retry_after_ms: Option<u64> },
+    /// A report was counted. `tripped` / `closed` say this report opened / closed the breaker.
+    Recorded { tripped: bool, closed: bool },
+    /// A report or release from an earlier generation (or in Disabled): counted nothing.
+    Dropped,
+    /// A trial slot was given back.
+    Released,
+    /// A management operation changed the word.
+    Changed,
+    /// A management operation found nothing to do.
+    Unchanged,
+}
+
+/// The result of [`transition`]: the word to CAS in (if any) and what it means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub(crate) struct Step {
+    pub next: Option<Word>,
+    pub effect: Effect,
+}
+
+const fn stay(effect: Effect) -> Step {
+    Step { next: None, effect }
+}
+
+const fn go(next: Word, effect: Effect) -> Step {
+    Step {
+        next: Some(next),
+        effect,
+    }
+}
+
+/// The state machine. Pure: the same inputs give the same step.
+pub(crate) fn transition(w: Word, op: Op, env: &impl Env) -> Step {
+    match op {
+        Op::Acquire => acquire(w, env),
+        Op::Report { gen, outcome } => report(w, gen, outcome, env),
+        Op::Release { gen } => {
+            if w.state() == State::HalfOpen && w.generation() == gen && w.in_flight() > 0 {
+                go(w.with_in_flight(w.in_flight() - 1), Effect::Released)
+            } else {
+                stay(Effect::Dropped)
+            }
+        }
+        Op::Open => {
+            if w.state() == State::Open {
+                return stay(Effect::Unchanged);
+            }
+            let level = match w.state() {
+                State::HalfOpen | State::ForcedOpen => w.level(),
+                _ => 0,
+            };
+            go(open_word(w, 0, level, env), Effect::Changed)
+        }
+        Op::TripFor { ms } => {
+            let now = env.now();
+            let level = if w.state() == State::Closed {
+                0
+            } else {
+                w.level()
+            };
+            let next = reset(w, State::Open)
+                .with_level(level)
+                .with_until(now.saturating_add(ms));
+            go(next, Effect::Changed)
+        }
+        Op::Close => manual(w, State::Closed, env),
+        Op::HalfOpen => manual(w, State::HalfOpen, env),
+        Op::ForceOpen => manual(w, State::ForcedOpen, env),
+        Op::Disable => manual(w, State::Disabled, env),
+    }
+}
+
+fn acquire(w: Word, env: &impl Env) -> Step {
+    match w.state() {
+        // The closed path: no clock, no configuration, no write.
+        State::Closed | State::Disabled => stay(Effect::Admitted {
+            gen: w.generation(),
+            trial: false,
+        }),
+        State::ForcedOpen => stay(Effect::Rejected {
+            retry_after_ms: None,
+        }),
+        State::Open => {
+            let now = env.now();
+            if !w.until_passed(now) {
+                return stay(Effect::Rejected {
+                    retry_after_ms: Some(w.until_remaining(now)),
+                });
+            }
+            // The open period is over: this caller wins the move to HalfOpen (if its CAS does)
+            // and takes the first trial slot.
+            let p = env.params();
+            let next = reset(w, State::HalfOpen)
+                .with_level(w.level())
+                .with_in_flight(1)
+                .with_until(now.saturating_add(p.lease_ms));
+            go(
+                next,
+                Effect::Admitted {
+                    gen: next.generation(),
+                    trial: true,
+                },
+            )
+        }
+        State::HalfOpen => {
+            let p = env.params();
+            let now = env.now();
+            if w.in_flight() < p.half_open_max_calls {
+                let next = w
+                    .with_in_flight(w.in_flight() + 1)
+                    .with_until(now.saturating_add(p.lease_ms));
+                return go(
+                    next,
+                    Effect::Admitted {
+                        gen: w.generation(),
+                        trial: true,
+                    },
+                );
+            }
+            if w.until_passed(now) {
+                // Every slot is claimed and even the newest claim is older than the lease:
+                // re-arm. Earlier trials' reports belong to the old generation and are dropped.
+                let next = w
+                    .next_generation()
+                    .with_in_flight(1)
+                    .with_until(now.saturating_add(p.lease_ms));
+                return go(
+                    next,
+                    Effect::Admitted {
+                        gen: next.generation(),
+                        trial: true,
+                    },
+                );
+            }
+            stay(Effect::Rejected {
+                retry_after_ms: Some(w.until_remaining(now)),
+            })
+        }
+    }
+}
+
+fn report(w: Word, gen: u8, outcome: Outcome, env: &impl Env) -> Step {
+    if w.generation() != gen {
+        return stay(Effect::Dropped);
+    }
+    let counted = Effect::Recorded {
+        tripped: false,
+        closed: false,
+    };
+    match (w.state(), outcome) {
+        (State::Closed, Outcome::Success) => {
+            if w.count() == 0 {
+                stay(counted) // the closed path: a load and a compare, no write
+            } else {
+                go(w.with_count(0), counted)
+            }
+        }
+        (State::Closed, Outcome::Failure) => {
+            let failures = w.count() + 1;
+            if failures >= env.params().fail_max {
+                let tripped = Effect::Recorded {
+                    tripped: true,
+                    closed: false,
+                };
+                go(open_word(w, failures, 0, env), tripped)
+            } else {
+                go(w.with_count(failures), counted)
+            }
+        }
+        (State::Closed, Outcome::Ignored) => stay(counted),
+        (State::HalfOpen, Outcome::Success) => {
+            let successes = w.count() + 1;
+            if successes >= env.params().success_threshold {
+                let closed = Effect::Recorded {
+                    tripped: false,
+                    closed: true,
+                };
+                go(reset(w, State::Closed), closed)
+            } else {
+                let next = w
+                    .with_count(successes)
+                    .with_in_flight(w.in_flight().saturating_sub(1));
+                go(next, counted)
+            }
+        }
+        (State::HalfOpen, Outcome::Failure) => {
+            let level = if env.params().backoff_max_ms.is_some() {
+                (w.level() + 1).min(MAX_LEVEL)
+            } else {
+                0
+            };
+            let tripped = Effect::Recorded {
+                tripped: true,
+                closed: false,
+            };
+            go(open_word(w, 1, level, env), tripped)
+        }
+        (State::HalfOpen, Outcome::Ignored) => {
+            go(w.with_in_flight(w.in_flight().saturating_sub(1)), counted)
+        }
+        // Nothing is admitted in Open or ForcedOpen in the current generation, and Disabled
+        // records nothing.
+        (State::Open | State::ForcedOpen | State::Disabled, _) => stay(Effect::Dropped),
+    }
+}
+
+/// A management move to `to`, which resets every counter; a no-op when already there.
+fn manual(w: Word, to: State, env: &impl Env) -> Step {
+    if w.state() == to {
+        return stay(Effect::Unchanged);
+    }
+    let next = reset(w, to);
+    // A manual half-open starts with no trial in flight; its lease starts now.
+    let next = if to == State::HalfOpen {
+        next.with_level(w.level()).with_until(env.now())
+    } else {
+        next
+    };
+    go(next, Effect::Changed)
+}
+
+/// `w` moved to state `to` with a new generation and every other field zero.
+fn reset(w: Word, to: State) -> Word {
+    Word::INITIAL
+        .with_state(to)
+        .with_generation_of(w.next_generation())
+}
+
+/// `w` moved to Open with `count` failures on record and backoff exponent `level`.
+fn open_word(w: Word, count: u32, level: u32, env: &impl Env) -> Word {
+    let now = env.now();
+    let p = env.params();
+    let next = reset(w, State::Open).with_count(count).with_level(level);
+    let period = open_period(&p, level, now, next.generation());
+    next.with_until(now.saturating_add(period))
+}
+
+/// The open period for backoff exponent `level`, with jitter drawn from the trip's own time and
+/// generation: fixed for that trip, never re-drawn.
+pub(crate) fn open_period(p: &Params, level: u32, now: u64, gen: u8) -> u64 {
+    let Some(max) = p.backoff_max_ms else {
+        return p.reset_timeout_ms;
+    };
+    let grown = p
+        .reset_timeout_ms
+        .checked_shl(level)
+        .filter(|g| g >> level == p.reset_timeout_ms)
+        .unwrap_or(u64::MAX);
+    let period = grown.min(max).min(MAX_PERIOD_MS);
+    if p.jitter_percent == 0 || period == 0 {
+        return period;
+    }
+    // splitmix64 of the trip's time, generation and the breaker's salt.
+    let mut z = now ^ ((gen as u64) << 56) ^ p.salt;
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    // A fraction in [0, jitter_percent / 100] of the period, in parts per 2^32.
+    let frac = (z >> 32) * p.jitter_percent as u64 / 100;
+    let cut = ((period as u128 * frac as u128) >> 32) as u64;
+    period - cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::word::GENERATIONS;
+
+    struct TestEnv {
+        now: u64,
+        p: Params,
+    }
+
+    impl Env for TestEnv {
+        fn now(&self) -> u64 {
+            self.now
+        }
+        fn params(&self) -> Params {
+            self.p
+        }
+    }
+
+    fn params() -> Params {
+        Params {
+            fail_max: 3,
+            success_threshold: 2,
+            half_open_max_calls: 2,
+            reset_timeout_ms: 1_000,
+            lease_ms: 500,
+            backoff_max_ms: None,
+            jitter_percent: 0,
+            salt: 0,
+        }
+    }
+
+    fn env(now: u64) -> TestEnv {
+        TestEnv { now, p: params() }
+    }
+
+    /// Applies `op`, asserting nothing; returns the next word (or the same) and the effect.
+    fn apply(w: Word, op: Op, e: &TestEnv) -> (Word, Effect) {
+        let s = transition(w, op, e);
+        (s.next.unwrap_or(w), s.effect)
+    }
+
+    fn fail(w: Word, e: &TestEnv) -> (Word, Effect) {
+        apply(
+            w,
+            Op::Report {
+                gen: w.generation(),
+                outcome: Outcome::Failure,
+            },
+            e,
+        )
+    }
+
+    fn tripped(w: Word) -> Word {
+        let e = env(0);
+        let mut w = w;
+        for _ in 0..3 {
+            w = fail(w, &e).0;
+        }
+        assert_eq!(w.state(), State::Open);
+        w
+    }
+
+    /// An environment that fails the test if the machine reads the clock or configuration.
+    struct Untouchable;
+    impl Env for Untouchable {
+        fn now(&self) -> u64 {
+            panic!("closed path read the clock")
+        }
+        fn params(&self) -> Params {
+            panic!("closed path read the configuration")
+        }
+    }
+
+    #[test]
+    fn closed_path_reads_nothing_and_writes_nothing() {
+        let w = Word::INITIAL;
+        let s = transition(w, Op::Acquire, &Untouchable);
+        assert_eq!(s.next, None);
+        assert_eq!(
+            s.effect,
+            Effect::Admitted {
+                gen: 0,
+                trial: false
+            }
+        );
+        let s = transition(
+            w,
+            Op::Report {
+                gen: 0,
+                outcome: Outcome::Success,
+            },
+            &Untouchable,
+        );
+        assert_eq!(s.next, None);
+    }
+
+    #[test]
+    fn consecutive_failures_trip_and_success_resets() {
+        let e = env(10);
+        let (w, _) = fail(Word::INITIAL, &e);
+        let (w, _) = fail(w, &e);
+        assert_eq!(w.count(), 2);
+        let (w, eff) = apply(
+            w,
+            Op::Report {
+                gen: 0,
+                outcome: Outcome::Success,
+            },
+            &e,
+        );
+        assert_eq!(w.count(), 0);
+        assert_eq!(
+            eff,
+            Effect::Recorded {
+                tripped: false,
+                closed: false
+            }
+        );
+        let (w, _) = fail(w, &e);
+        let (w, _) = fail(w, &e);
+        let (w, eff) = fail(w, &e);
+        assert_eq!(
+            eff,
+            Effect::Recorded {
+                tripped: true,
+                closed: false
+            }
+        );
+        assert_eq!(w.state(), State::Open);
+        assert_eq!(w.count(), 3);
+        assert_eq!(w.generation(), 1);
+        assert_eq!(w.until_remaining(10), 1_000);
+    }
+
+    #[test]
+    fn open_rejects_with_time_left_then_first_caller_gets_half_open() {
+        let w = tripped(Word::INITIAL);
+        let s = transition(w, Op::Acquire, &env(400));
+        assert_eq!(s.next, None);
+        assert_eq!(
+            s.effect,
+            Effect::Rejected {
+                retry_after_ms: Some(600)
+            }
+        );
+        let s = transition(w, Op::Acquire, &env(1_000));
+        let n = s.next.unwrap();
+        assert_eq!(n.state(), State::HalfOpen);
+        assert_eq!(n.in_flight(), 1);
+        assert_eq!(
+            s.effect,
+            Effect::Admitted {
+                gen: n.generation(),
+                trial: true
+            }
+        );
+    }
+
+    #[test]
+    fn half_open_admits_at_most_max_calls_then_rearms_after_the_lease() {
+        let w = tripped(Word::INITIAL);
+        let (w, _) = apply(w, Op::Acquire, &env(1_000));
+        let (w, eff) = apply(w, Op::Acquire, &env(1_100));
+        assert!(matches!(eff, Effect::Admitted { trial: true, .. }));
+        assert_eq!(w.in_flight(), 2);
+        // Full: rejected until the newest claim's lease (1_100 + 500) runs out.
+        let s = transition(w, Op::Acquire, &env(1_200));
+        assert_eq!(
+            s.effect,
+            Effect::Rejected {
+                retry_after_ms: Some(400)
+            }
+        );
+        let gen_before = w.generation();
+        let (w2, eff) = apply(w, Op::Acquire, &env(1_600));
+        assert_eq!(w2.in_flight(), 1);
+        assert_ne!(w2.generation(), gen_before);
+        assert_eq!(
+            eff,
+            Effect::Admitted {
+                gen: w2.generation(),
+                trial: true
+            }
+        );
+        // A report from the expired trial is dropped.
+        let s = transition(
+            w2,
+            Op::Report {
+                gen: gen_before,
+                outcome: Outcome::Success,
+            },
+            &env(1_700),
+        );
+        assert_eq!(s.effect, Effect::Dropped);
+        assert_eq!(s.next, None);
+    }
+
+    #[test]
+    fn success_threshold_closes_and_any_trial_failure_reopens() {
+        let w = tripped(Word::INITIAL);
+        let (w, _) = apply(w, Op::Acquire, &env(1_000));
+        let g = w.generation();
+        let ok = Op::Report {
+            gen: g,
+            outcome: Outcome::Success,
+        };
+        let (w1, eff) = apply(w, ok, &env(1_001));
+        assert_eq!(w1.state(), State::HalfOpen);
+        assert_eq!(w1.count(), 1);
+        assert_eq!(w1.in_flight(), 0);
+        assert_eq!(
+            eff,
+            Effect::Recorded {
+                tripped: false,
+                closed: false
+            }
+        );
+        let (w1, _) = apply(w1, Op::Acquire, &env(1_002));
+        let (w2, eff) = apply(w1, ok, &env(1_003));
+        assert_eq!(w2.state(), State::Closed);
+        assert_eq!(
+            eff,
+            Effect::Recorded {
+                tripped: false,
+                closed: true
+            }
+        );
+        // From the first half-open word, a failure re-opens for a full period.
+        let (w3, eff) = fail(w1, &env(1_002));
+        assert_eq!(w3.state(), State::Open);
+        assert_eq!(
+            eff,
+            Effect::Recorded {
+                tripped: true,
+                closed: false
+            }
+        );
+        assert_eq!(w3.until_remaining(1_002), 1_000);
+    }
+
+    #[test]
+    fn reports_from_an_earlier_generation_are_dropped() {
+        let w = Word::INITIAL;
+        let w = tripped(w);
+        let w = apply(w, Op::Close, &env(5)).0;
+        assert_eq!(w.state(), State::Closed);
+        // A failure admitted at generation 0 arrives after the trip and the close.
+        let s = transition(
+            w,
+            Op::Report {
+                gen: 0,
+                outcome: Outcome::Failure,
+            },
+            &env(6),
+        );
+        assert_eq!(s.effect, Effect::Dropped);
+        assert_eq!(s.next, None);
+    }
+
+    #[test]
+    fn release_frees_a_trial_slot_only_in_its_generation() {
+        let w = tripped(Word::INITIAL);
+        let (w, eff) = apply(w, Op::Acquire, &env(1_000));
+        let Effect::Admitted { gen, .. } = eff else {
+            panic!("not admitted: {eff:?}")
+        };
+        let (w1, eff) = apply(w, Op::Release { gen }, &env(1_001));
+        assert_eq!(eff, Effect::Released);
+        assert_eq!(w1.in_flight(), 0);
+        assert_eq!(w1.count(), 0);
+        let s = transition(
+            w,
+            Op::Release {
+                gen: gen.wrapping_add(1),
+            },
+            &env(1_001),
+        );
+        assert_eq!(s.effect, Effect::Dropped);
+    }
+
+    #[test]
+    fn manual_operations_are_no_ops_in_their_own_state() {
+        let e = env(0);
+        assert_eq!(
+            transition(Word::INITIAL, Op::Close, &e).effect,
+            Effect::Unchanged
+        );
+        let w = tripped(Word::INITIAL);
+        // open() on an open breaker does not extend it.
+        let s = transition(w, Op::Open, &env(900));
+        assert_eq!(s, stay(Effect::Unchanged));
+        let (w, _) = apply(w, Op::ForceOpen, &e);
+        assert_eq!(transition(w, Op::ForceOpen, &e).effect, Effect::Unchanged);
+        assert_eq!(
+            transition(w, Op::Acquire, &env(1 << 30)).effect,
+            Effect::Rejected {
+                retry_after_ms: None
+            }
+        );
+        let (w, _) = apply(w, Op::Disable, &e);
+        assert_eq!(w.state(), State::Disabled);
+        let s = transition(
+            w,
+            Op::Report {
+                gen: w.generation(),
+                outcome: Outcome::Failure,
+            },
+            &e,
+        );
+        assert_eq!(s, stay(Effect::Dropped));
+    }
+
+    #[test]
+    fn trip_for_opens_for_exactly_the_period_even_when_open() {
+        let w = tripped(Word::INITIAL);
+        let (w, _) = apply(w, Op::TripFor { ms: 5_000 }, &env(100));
+        assert_eq!(w.state(), State::Open);
+        assert_eq!(w.until_remaining(100), 5_000);
+        assert!(!w.until_passed(5_099));
+        assert!(w.until_passed(5_100));
+    }
+
+    #[test]
+    fn backoff_doubles_on_re_trip_caps_and_resets_on_close() {
+        let mut e = env(0);
+        e.p.backoff_max_ms = Some(5_000);
+        let mut w = Word::INITIAL;
+        for _ in 0..3 {
+            w = fail(w, &e).0;
+        }
+        let mut now = 0;
+        let mut periods = [0; 5];
+        for p in periods.iter_mut() {
+            *p = w.until_remaining(now);
+            now += *p;
+            e.now = now;
+            w = apply(w, Op::Acquire, &e).0;
+            assert_eq!(w.state(), State::HalfOpen);
+            w = fail(w, &e).0;
+        }
+        assert_eq!(periods, [1_000, 2_000, 4_000, 5_000, 5_000]);
+        w = apply(w, Op::Close, &e).0;
+        assert_eq!(w.level(), 0);
+    }
+
+    #[test]
+    fn jitter_is_bounded_and_fixed_per_trip() {
+        let mut p = params();
+        p.backoff_max_ms = Some(60_000);
+        p.jitter_percent = 20;
+        let mut seen_cut = false;
+        for now in 0..200u64 {
+            let a = open_period(&p, 1, now * 7919, 3);
+            assert_eq!(a, open_period(&p, 1, now * 7919, 3));
+            assert!((1_600..=2_000).contains(&a), "{a}");
+            seen_cut |= a < 2_000;
+        }
+        assert!(seen_cut);
+    }
+
+    #[test]
+    fn generation_bumps_on_every_state_change() {
+        let e = env(0);
+        let mut w = Word::INITIAL;
+        let ops = [
+            Op::Open,
+            Op::HalfOpen,
+            Op::Close,
+            Op::ForceOpen,
+            Op::Disable,
+            Op::Close,
+        ];
+        for (i, op) in ops.iter().enumerate() {
+            w = apply(w, *op, &e).0;
+            assert_eq!(w.generation() as usize, (i + 1) % GENERATIONS as usize);
+        }
+    }
+}

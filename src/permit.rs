@@ -1,0 +1,100 @@
+//! [`Permit`]: the two-step API's admission ticket.
+
+use crate::breaker::CircuitBreaker;
+use crate::clock::Clock;
+use crate::state::Outcome;
+
+/// Permission to run one call, from [`CircuitBreaker::allow`].
+///
+/// Report the outcome with [`success`](Self::success), [`failure`](Self::failure),
+/// [`ignore`](Self::ignore) or [`report`](Self::report). A permit dropped unreported counts
+/// nothing and frees its half-open trial slot, if it holds one; with `std`, a permit dropped
+/// while its thread panics counts as a failure (the call blew up).
+///
+/// A permit remembers the generation it was admitted in: if the breaker has changed state
+/// since, its report is dropped ([`Recorded::Dropped`]), so a slow call started before a trip
+/// cannot close a half-open breaker.
+#[must_use = "report the call's outcome with success(), failure() or ignore()"]
+pub struct Permit<'a, C: Clock, const L: usize> {
+    breaker: &'a CircuitBreaker<C, L>,
+    gen: u8,
+    trial: bool,
+    done: bool,
+}
+
+/// What the breaker did with a report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Recorded {
+    /// Counted, without a state change.
+    Counted,
+    /// This report tripped the breaker: it is now Open.
+    Tripped,
+    /// This report closed the breaker (the last trial success it needed).
+    Closed,
+    /// Not counted: the permit belongs to an earlier generation, or the breaker is Disabled.
+    Dropped,
+}
+
+impl<'a, C: Clock, const L: usize> Permit<'a, C, L> {
+    pub(crate) fn new(breaker: &'a CircuitBreaker<C, L>, gen: u8, trial: bool) -> Self {
+        Permit {
+            breaker,
+            gen,
+            trial,
+            done: false,
+        }
+    }
+
+    /// Whether this permit holds a half-open trial slot.
+    pub fn is_trial(&self) -> bool {
+        self.trial
+    }
+
+    /// The call succeeded.
+    pub fn success(self) -> Recorded {
+        self.report(Outcome::Success)
+    }
+
+    /// The call failed; counts towards tripping.
+    pub fn failure(self) -> Recorded {
+        self.report(Outcome::Failure)
+    }
+
+    /// The call ended in an error that says nothing about the dependency; counts nothing.
+    pub fn ignore(self) -> Recorded {
+        self.report(Outcome::Ignored)
+    }
+
+    /// Reports `outcome`.
+    pub fn report(mut self, outcome: Outcome) -> Recorded {
+        self.done = true;
+        self.breaker.finish(self.gen, outcome)
+    }
+}
+
+impl<C: Clock, const L: usize> Drop for Permit<'_, C, L> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        #[cfg(feature = "std")]
+        if std::thread::panicking() {
+            let _ = self.breaker.finish(self.gen, Outcome::Failure);
+            return;
+        }
+        if self.trial {
+            self.breaker.release(self.gen);
+        }
+    }
+}
+
+impl<C: Clock, const L: usize> core::fmt::Debug for Permit<'_, C, L> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Permit")
+            .field("breaker", &self.breaker.name())
+            .field("generation", &self.gen)
+            .field("trial", &self.trial)
+            .finish()
+    }
+}
