@@ -53,8 +53,8 @@
 //!   panic counts as a failure. Without it the crate is `#![no_std]` and allocates nothing
 //!   (neither does it with `std`).
 //! - `embedded-time`, `defmt`, `heapless`, `stream`: integrations, each in its own module.
-//! - `critical-section`, `unsafe-assume-single-core`: pass-through to `portable-atomic` for
-//!   targets without native compare-and-swap; for final binaries only.
+//! - `critical-section`: pass-through to `portable-atomic` for targets without native
+//!   compare-and-swap; for final binaries only.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
