@@ -71,6 +71,23 @@ mod state;
 mod sync;
 mod word;
 
+// Guards for futures, iterators and streams.
+mod future;
+mod iter;
+#[cfg(feature = "stream")]
+mod stream;
+
+// Integrations, one module per feature.
+#[cfg(feature = "defmt")]
+mod defmt_support;
+#[cfg(feature = "embedded-time")]
+mod embedded_time_clock;
+#[cfg(feature = "heapless")]
+mod event_queue;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
+
 pub use breaker::CircuitBreaker;
 #[cfg(feature = "std")]
 pub use clock::StdClock;
