@@ -102,3 +102,8 @@ pub use listeners::{ListenerId, ListenerTableFull};
 pub use permit::{Permit, Recorded};
 pub use snapshot::Snapshot;
 pub use state::{Outcome, State};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
