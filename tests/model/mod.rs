@@ -1,0 +1,970 @@
+//! A sequential reference model of the breaker, and a driver that runs the real breaker beside it.
+//!
+//! The model is written from the documented semantics (DESIGN.md, "Semantics we hold to", and the
+//! public docs), with plain fields and no bit packing: a state, a failure count, a success count,
+//! the set of permits holding a trial slot, a generation that never wraps, deadlines as plain
+//! `u64` milliseconds, and a backoff level. [`check`] applies each [`Op`] to a real
+//! `CircuitBreaker<&ManualClock>` and to the model, and after every step asserts that everything
+//! observable agrees: the result of the operation, the monitoring getters, the snapshot's
+//! generation and backoff level, and the events the listener saw.
+//!
+//! Used by `tests/model_prop.rs` (proptest) and by `fuzz/fuzz_targets/model.rs`
+//! (`#[path = "../../tests/model/mod.rs"] mod model;`), so it depends on nothing but the crate and
+//! `std`. [`from_bytes`] turns any bytes into a valid case for the fuzzer.
+//!
+//! Where the real breaker is limited by its word, the model reproduces the documented limit and
+//! no more: generations are compared modulo 64 (a permit held across a multiple of 64 changes is
+//! taken as current), and time stays within [`TIME_SPAN_MS`] of the start so that the word's
+//! wrapping compare of deadlines is exact. Jitter cannot be predicted (it hashes the breaker's
+//! address), so [`check`] requires a configuration without it.
+#![allow(dead_code)] // each includer uses a different subset
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use atomic_breaker::{
+    Backoff, CircuitBreaker, Config, Event, EventKind, ManualClock, Outcome, Permit, Recorded,
+    Rejected, State,
+};
+
+/// Generations the real word can tell apart; the model compares its generations modulo this.
+pub const GENERATIONS: u64 = 64;
+/// Longest period the breaker accepts (reset timeout, lease, backoff cap, `trip_for`): 2^38 ms.
+pub const MAX_PERIOD_MS: u64 = 1 << 38;
+/// The clock never moves further than this from its start: with deadlines at most
+/// [`MAX_PERIOD_MS`] ahead, every difference stays below 2^39 ms, where the word's wrapping
+/// compare (modulo 2^40) is exact.
+pub const TIME_SPAN_MS: u64 = 1 << 38;
+/// Largest backoff exponent.
+pub const MAX_LEVEL: u32 = 7;
+/// Largest `fail_max` and `success_threshold`.
+pub const MAX_COUNT: u32 = 127;
+/// Largest `half_open_max_calls`.
+pub const MAX_HALF_OPEN_CALLS: u32 = 31;
+/// The breaker's name in every event.
+pub const NAME: &str = "model";
+
+/// One operation of a test case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `allow()`; an admitted call's permit is held until reported or dropped.
+    Allow,
+    /// Reports the outcome of a held permit. The index counts from the newest held permit
+    /// (0 = newest) and wraps around the number held; nothing happens when none is held.
+    Report(usize, Outcome),
+    /// Drops a held permit unreported (same indexing as `Report`).
+    Drop(usize),
+    /// Moves the clock forward (clamped so the clock stays within [`TIME_SPAN_MS`] of its start).
+    Advance(u64),
+    /// `open()`.
+    Open,
+    /// `close()`.
+    Close,
+    /// `half_open()`.
+    HalfOpen,
+    /// `trip_for(ms)`; above [`MAX_PERIOD_MS`] it is refused.
+    TripFor(u64),
+    /// `force_open()`.
+    ForceOpen,
+    /// `disable()`.
+    Disable,
+    /// `set_fail_max(n)`; 0 and values above 127 are refused.
+    SetFailMax(u32),
+    /// `set_reset_timeout(ms)`; refused above [`MAX_PERIOD_MS`] or above the backoff cap.
+    SetResetTimeout(u64),
+    /// `set_success_threshold(n)`; 0 and values above 127 are refused.
+    SetSuccessThreshold(u32),
+}
+
+// ------------------------------------------------------------------------------------------
+// The model
+// ------------------------------------------------------------------------------------------
+
+/// A permit as the model sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelPermit {
+    /// Unique per admitted call.
+    pub id: u64,
+    /// The generation it was admitted in (never wraps).
+    pub gen: u64,
+    /// Whether it holds a half-open trial slot.
+    pub trial: bool,
+}
+
+/// What the model predicts for `allow()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Admitted; the permit to hold.
+    Admitted(ModelPermit),
+    /// Rejected in `state`, with the time until a retry.
+    Rejected {
+        state: State,
+        retry_after_ms: Option<u64>,
+    },
+}
+
+/// The sequential reference model.
+#[derive(Clone, Debug)]
+pub struct Model {
+    // Configuration (the first three can change at run time).
+    pub fail_max: u32,
+    pub success_threshold: u32,
+    pub reset_timeout_ms: u64,
+    pub half_open_max_calls: u32,
+    pub lease_ms: u64,
+    pub backoff_max_ms: Option<u64>,
+
+    /// The clock, in ms.
+    pub now: u64,
+    pub state: State,
+    /// Closed: consecutive failures. Open: the failures that tripped it (0 after a manual open).
+    pub failures: u32,
+    /// HalfOpen: trial successes.
+    pub successes: u32,
+    /// HalfOpen: ids of the permits holding a trial slot in the current generation.
+    pub trials: BTreeSet<u64>,
+    /// Bumped by every state change, every `trip_for` and every trial re-arm. Never wraps.
+    pub generation: u64,
+    /// Open: when a call may be admitted again.
+    pub open_until: u64,
+    /// HalfOpen: when the newest trial's lease runs out.
+    pub lease_until: u64,
+    /// Backoff exponent: consecutive re-trips from HalfOpen.
+    pub level: u32,
+    /// When the breaker last moved into Open (or was given a new deadline by `trip_for`).
+    pub last_opened: Option<u64>,
+    /// Events the last operation fired, in order.
+    pub events: Vec<EventKind>,
+    /// How often each branch of the model ran: lets tests check that generators reach them.
+    pub hits: BTreeMap<&'static str, u64>,
+    next_id: u64,
+}
+
+impl Model {
+    /// A fresh Closed breaker with `config`, its clock reading `now`.
+    pub fn new(config: &Config, now: u64) -> Model {
+        Model {
+            fail_max: config.get_fail_max(),
+            success_threshold: config.get_success_threshold(),
+            reset_timeout_ms: ms(config.get_reset_timeout()),
+            half_open_max_calls: config.get_half_open_max_calls(),
+            lease_ms: ms(config.get_trial_lease()),
+            backoff_max_ms: config.get_backoff().map(|b| ms(b.max())),
+            now,
+            state: State::Closed,
+            failures: 0,
+            successes: 0,
+            trials: BTreeSet::new(),
+            generation: 0,
+            open_until: 0,
+            lease_until: 0,
+            level: 0,
+            last_opened: None,
+            events: Vec::new(),
+            hits: BTreeMap::new(),
+            next_id: 0,
+        }
+    }
+
+    // ---------------------------------------------------------------- observations
+
+    pub fn fail_counter(&self) -> u32 {
+        match self.state {
+            State::Closed | State::Open => self.failures,
+            _ => 0,
+        }
+    }
+
+    pub fn success_counter(&self) -> u32 {
+        if self.state == State::HalfOpen {
+            self.successes
+        } else {
+            0
+        }
+    }
+
+    pub fn trial_calls(&self) -> u32 {
+        if self.state == State::HalfOpen {
+            self.trials.len() as u32
+        } else {
+            0
+        }
+    }
+
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        (self.state == State::Open).then(|| self.open_until.saturating_sub(self.now))
+    }
+
+    pub fn opened_at(&self) -> Option<u64> {
+        match self.state {
+            State::Open | State::HalfOpen => self.last_opened,
+            _ => None,
+        }
+    }
+
+    /// The open period for the current backoff level: `reset_timeout * 2^level`, capped.
+    pub fn open_period(&self) -> u64 {
+        match self.backoff_max_ms {
+            None => self.reset_timeout_ms,
+            Some(max) => {
+                let grown = (self.reset_timeout_ms as u128) << self.level;
+                grown.min(max as u128) as u64
+            }
+        }
+    }
+
+    fn same_generation(&mut self, p: &ModelPermit) -> bool {
+        let same = p.gen % GENERATIONS == self.generation % GENERATIONS;
+        if same && p.gen != self.generation {
+            self.hit("generation aliased");
+        }
+        same
+    }
+
+    fn hit(&mut self, branch: &'static str) {
+        *self.hits.entry(branch).or_default() += 1;
+    }
+
+    // ---------------------------------------------------------------- moves
+
+    /// Moves to `to` (or stays, for `trip_for` on an Open breaker): a new generation, every
+    /// count cleared, no trial in flight. The backoff level survives only among Open and
+    /// HalfOpen; Closed, ForcedOpen and Disabled start from level 0.
+    fn enter(&mut self, to: State) {
+        let from = self.state;
+        self.state = to;
+        self.generation += 1;
+        self.failures = 0;
+        self.successes = 0;
+        self.trials.clear();
+        if matches!(to, State::Closed | State::ForcedOpen | State::Disabled) {
+            self.level = 0;
+        }
+        if to == State::Open {
+            self.last_opened = Some(self.now);
+        }
+        if from != to {
+            self.events.push(EventKind::StateChange { from, to });
+        }
+    }
+
+    /// Opens for one open period at the current level, with `failures` on record.
+    fn trip(&mut self, failures: u32) {
+        self.enter(State::Open);
+        self.failures = failures;
+        self.open_until = self.deadline(self.open_period());
+    }
+
+    /// `ms` from now.
+    fn deadline(&mut self, ms: u64) -> u64 {
+        let at = self.now + ms;
+        if at >> 40 != self.now >> 40 {
+            self.hit("deadline across the 2^40 ms wrap");
+        }
+        at
+    }
+
+    // ---------------------------------------------------------------- operations
+
+    pub fn allow(&mut self) -> Admission {
+        self.events.clear();
+        let rejected = |state, retry_after_ms| Admission::Rejected {
+            state,
+            retry_after_ms,
+        };
+        let result = match self.state {
+            State::Closed | State::Disabled => {
+                self.hit(if self.state == State::Closed {
+                    "allow closed"
+                } else {
+                    "allow disabled"
+                });
+                Admission::Admitted(self.permit(false))
+            }
+            State::ForcedOpen => {
+                self.hit("reject forced-open");
+                rejected(State::ForcedOpen, None)
+            }
+            State::Open if self.now < self.open_until => {
+                self.hit("reject open");
+                rejected(State::Open, Some(self.open_until - self.now))
+            }
+            State::Open => {
+                self.hit("open -> half-open");
+                // The open period is over: this caller moves the breaker to HalfOpen and is
+                // its first trial.
+                self.enter(State::HalfOpen);
+                Admission::Admitted(self.claim_trial())
+            }
+            State::HalfOpen if (self.trials.len() as u32) < self.half_open_max_calls => {
+                self.hit(if self.trials.is_empty() {
+                    "trial"
+                } else {
+                    "trial beside another"
+                });
+                Admission::Admitted(self.claim_trial())
+            }
+            State::HalfOpen if self.now >= self.lease_until => {
+                // Every slot is taken and even the newest claim's lease has run out: re-arm.
+                // The earlier trials' reports belong to the old generation and are dropped;
+                // the successes already counted stay.
+                self.hit("trial re-armed");
+                self.generation += 1;
+                self.trials.clear();
+                Admission::Admitted(self.claim_trial())
+            }
+            State::HalfOpen => {
+                self.hit("reject half-open");
+                rejected(State::HalfOpen, Some(self.lease_until - self.now))
+            }
+        };
+        match result {
+            Admission::Admitted(_) => self.events.push(EventKind::BeforeCall),
+            Admission::Rejected {
+                state,
+                retry_after_ms,
+            } => self.events.push(EventKind::Rejected {
+                state,
+                retry_after: retry_after_ms.map(Duration::from_millis),
+            }),
+        }
+        result
+    }
+
+    fn permit(&mut self, trial: bool) -> ModelPermit {
+        self.next_id += 1;
+        ModelPermit {
+            id: self.next_id,
+            gen: self.generation,
+            trial,
+        }
+    }
+
+    fn claim_trial(&mut self) -> ModelPermit {
+        let p = self.permit(true);
+        self.trials.insert(p.id);
+        self.lease_until = self.deadline(self.lease_ms);
+        p
+    }
+
+    /// Frees the trial slot `p` holds. A permit from an earlier generation that the word takes
+    /// for current (generations wrap at 64) cannot be told apart, so it frees some slot.
+    fn free_slot(&mut self, p: &ModelPermit) {
+        if !self.trials.remove(&p.id) {
+            if let Some(&any) = self.trials.iter().next() {
+                self.hit("aliased permit freed a slot");
+                self.trials.remove(&any);
+            }
+        }
+    }
+
+    pub fn report(&mut self, p: &ModelPermit, outcome: Outcome) -> Recorded {
+        self.events.clear();
+        self.events.push(match outcome {
+            Outcome::Success => EventKind::Success,
+            Outcome::Failure => EventKind::Failure,
+            Outcome::Ignored => EventKind::Ignored,
+        });
+        if !self.same_generation(p) {
+            self.hit("report from an earlier generation");
+            return Recorded::Dropped;
+        }
+        match (self.state, outcome) {
+            (State::Closed, Outcome::Success) => {
+                if self.failures > 0 {
+                    self.hit("success resets failures");
+                }
+                self.failures = 0;
+                Recorded::Counted
+            }
+            (State::Closed, Outcome::Failure) => {
+                self.failures += 1;
+                if self.failures >= self.fail_max {
+                    self.hit(if self.failures > self.fail_max {
+                        "trip above a lowered fail_max"
+                    } else {
+                        "trip"
+                    });
+                    self.trip(self.failures);
+                    Recorded::Tripped
+                } else {
+                    Recorded::Counted
+                }
+            }
+            (State::Closed, Outcome::Ignored) => Recorded::Counted,
+            (State::HalfOpen, Outcome::Success) => {
+                self.successes += 1;
+                if self.successes >= self.success_threshold {
+                    self.hit(if self.successes > 1 {
+                        "close after several successes"
+                    } else {
+                        "close"
+                    });
+                    self.enter(State::Closed);
+                    Recorded::Closed
+                } else {
+                    self.hit("trial success counted");
+                    self.free_slot(p);
+                    Recorded::Counted
+                }
+            }
+            (State::HalfOpen, Outcome::Failure) => {
+                if self.backoff_max_ms.is_some() {
+                    self.hit(if self.level == MAX_LEVEL {
+                        "re-trip at the highest backoff level"
+                    } else {
+                        "re-trip with backoff"
+                    });
+                    self.level = (self.level + 1).min(MAX_LEVEL);
+                } else {
+                    self.hit("re-trip");
+                }
+                self.trip(1);
+                Recorded::Tripped
+            }
+            (State::HalfOpen, Outcome::Ignored) => {
+                self.hit("trial ignored");
+                self.free_slot(p);
+                Recorded::Counted
+            }
+            // Nothing is admitted in Open or ForcedOpen, and Disabled records nothing.
+            (State::Open | State::ForcedOpen | State::Disabled, _) => {
+                self.hit("report dropped in open, forced-open or disabled");
+                Recorded::Dropped
+            }
+        }
+    }
+
+    /// A permit dropped unreported: a trial gives its slot back; nothing is counted.
+    pub fn drop_permit(&mut self, p: &ModelPermit) {
+        self.events.clear();
+        if p.trial && self.state == State::HalfOpen && self.same_generation(p) {
+            self.hit("dropped trial freed its slot");
+            self.free_slot(p);
+        } else if p.trial {
+            self.hit("dropped stale trial");
+        }
+    }
+
+    pub fn advance(&mut self, ms: u64) {
+        self.events.clear();
+        self.now += ms;
+    }
+
+    pub fn open(&mut self) -> bool {
+        self.events.clear();
+        if self.state == State::Open {
+            self.hit("open when open");
+            return false; // does not extend the open period
+        }
+        if self.state == State::HalfOpen && self.level > 0 {
+            self.hit("manual open keeps the backoff level");
+        }
+        self.trip(0);
+        true
+    }
+
+    pub fn close(&mut self) -> bool {
+        self.manual(State::Closed)
+    }
+
+    pub fn half_open(&mut self) -> bool {
+        self.manual(State::HalfOpen)
+    }
+
+    pub fn force_open(&mut self) -> bool {
+        self.manual(State::ForcedOpen)
+    }
+
+    pub fn disable(&mut self) -> bool {
+        self.manual(State::Disabled)
+    }
+
+    fn manual(&mut self, to: State) -> bool {
+        self.events.clear();
+        if self.state == to {
+            self.hit("manual no-op");
+            return false;
+        }
+        self.hit("manual move");
+        self.enter(to);
+        true
+    }
+
+    pub fn trip_for(&mut self, ms: u64) -> bool {
+        self.events.clear();
+        if ms > MAX_PERIOD_MS {
+            self.hit("trip_for refused");
+            return false;
+        }
+        if self.state == State::Open {
+            self.hit("trip_for when open");
+        }
+        self.enter(State::Open);
+        self.open_until = self.deadline(ms);
+        true
+    }
+
+    pub fn set_fail_max(&mut self, n: u32) -> bool {
+        self.events.clear();
+        let ok = (1..=MAX_COUNT).contains(&n);
+        if ok {
+            self.fail_max = n;
+        } else {
+            self.hit("setting refused");
+        }
+        ok
+    }
+
+    pub fn set_success_threshold(&mut self, n: u32) -> bool {
+        self.events.clear();
+        let ok = (1..=MAX_COUNT).contains(&n);
+        if ok {
+            self.success_threshold = n;
+        } else {
+            self.hit("setting refused");
+        }
+        ok
+    }
+
+    pub fn set_reset_timeout(&mut self, ms: u64) -> bool {
+        self.events.clear();
+        let ok = ms <= MAX_PERIOD_MS && self.backoff_max_ms.is_none_or(|max| ms <= max);
+        if ok {
+            self.reset_timeout_ms = ms;
+        } else {
+            self.hit("setting refused");
+        }
+        ok
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}
+
+// ------------------------------------------------------------------------------------------
+// The driver
+// ------------------------------------------------------------------------------------------
+
+thread_local! {
+    static EVENTS: RefCell<Vec<Event>> = const { RefCell::new(Vec::new()) };
+}
+
+fn record(e: &Event) {
+    EVENTS.with(|v| v.borrow_mut().push(*e));
+}
+
+fn take_events() -> Vec<EventKind> {
+    EVENTS.with(|v| {
+        v.borrow_mut()
+            .drain(..)
+            .map(|e| {
+                assert_eq!(e.name, NAME, "event from another breaker");
+                e.kind
+            })
+            .collect()
+    })
+}
+
+struct Held<'a> {
+    permit: Permit<'a, &'a ManualClock, 4>,
+    model: ModelPermit,
+}
+
+/// Runs `ops` on a real breaker with `config` and on the model, from clock 0. Panics with the
+/// step, the operations so far and both sides at the first difference.
+pub fn check(ops: &[Op], config: Config) -> Model {
+    check_from(0, ops, config)
+}
+
+/// Like [`check`], with the clock starting at `start_ms` (for example just below a multiple of
+/// 2^40, to cross the word's timestamp wrap). Returns the model at the end, with its branch
+/// hits.
+pub fn check_from(start_ms: u64, ops: &[Op], config: Config) -> Model {
+    assert_eq!(config.validate(), Ok(()), "check needs a valid config");
+    assert!(
+        config.get_backoff().is_none_or(|b| b.jitter() == 0),
+        "the model cannot predict jitter"
+    );
+    assert!(start_ms <= u64::MAX - 2 * TIME_SPAN_MS, "start too late");
+
+    let clock = ManualClock::starting_at(start_ms);
+    let breaker: CircuitBreaker<&ManualClock> =
+        CircuitBreaker::new(NAME, config, &clock).with_listener(record);
+    let mut model = Model::new(&config, start_ms);
+    let mut held: Vec<Held<'_>> = Vec::new();
+    take_events();
+
+    let fail = |step: usize, what: &str, model: &Model, breaker: &CircuitBreaker<&ManualClock>| {
+        let mut msg = String::new();
+        let _ = writeln!(msg, "model and breaker differ at step {step}: {what}");
+        let _ = writeln!(msg, "config: {config:?}, start {start_ms}");
+        let _ = writeln!(msg, "ops so far: {:?}", &ops[..(step + 1).min(ops.len())]);
+        let _ = writeln!(msg, "model: {model:#?}");
+        let _ = writeln!(msg, "breaker: {:#?}", breaker.snapshot());
+        panic!("{msg}");
+    };
+
+    for (step, op) in ops.iter().enumerate() {
+        let mut op_result = Ok(());
+        match *op {
+            Op::Allow => {
+                let want = model.allow();
+                match (breaker.allow(), want) {
+                    (Ok(permit), Admission::Admitted(m)) => {
+                        if permit.is_trial() != m.trial {
+                            op_result = Err(format!(
+                                "allow: is_trial {} but model says {}",
+                                permit.is_trial(),
+                                m.trial
+                            ));
+                        }
+                        held.push(Held { permit, model: m });
+                    }
+                    (
+                        Err(Rejected {
+                            name,
+                            state,
+                            retry_after,
+                        }),
+                        Admission::Rejected {
+                            state: want_state,
+                            retry_after_ms,
+                        },
+                    ) => {
+                        let want_after = retry_after_ms.map(Duration::from_millis);
+                        if name != NAME || state != want_state || retry_after != want_after {
+                            op_result = Err(format!(
+                                "allow: rejected in {state:?} retry {retry_after:?}, model \
+                                 {want_state:?} retry {want_after:?}"
+                            ));
+                        }
+                    }
+                    (got, want) => {
+                        op_result = Err(format!(
+                            "allow: breaker {:?}, model {want:?}",
+                            got.map(|p| p.is_trial())
+                        ));
+                    }
+                }
+            }
+            Op::Report(i, outcome) => {
+                if let Some(pos) = pick(held.len(), i) {
+                    let h = held.remove(pos);
+                    let want = model.report(&h.model, outcome);
+                    let got = h.permit.report(outcome);
+                    if got != want {
+                        op_result = Err(format!(
+                            "report {outcome:?} of {:?}: breaker {got:?}, model {want:?}",
+                            h.model
+                        ));
+                    }
+                } else {
+                    model.events.clear();
+                }
+            }
+            Op::Drop(i) => {
+                if let Some(pos) = pick(held.len(), i) {
+                    let h = held.remove(pos);
+                    model.drop_permit(&h.model);
+                    drop(h.permit);
+                } else {
+                    model.events.clear();
+                }
+            }
+            Op::Advance(d) => {
+                let limit = start_ms + TIME_SPAN_MS;
+                if d > limit - model.now {
+                    model.hit("clock reached the end of its span");
+                }
+                let d = d.min(limit - model.now);
+                model.advance(d);
+                clock.advance_ms(d);
+            }
+            Op::Open => op_result = same("open", breaker.open(), model.open()),
+            Op::Close => op_result = same("close", breaker.close(), model.close()),
+            Op::HalfOpen => op_result = same("half_open", breaker.half_open(), model.half_open()),
+            Op::ForceOpen => {
+                op_result = same("force_open", breaker.force_open(), model.force_open())
+            }
+            Op::Disable => op_result = same("disable", breaker.disable(), model.disable()),
+            Op::TripFor(d) => {
+                op_result = same(
+                    "trip_for",
+                    breaker.trip_for(Duration::from_millis(d)).is_ok(),
+                    model.trip_for(d),
+                )
+            }
+            Op::SetFailMax(n) => {
+                op_result = same(
+                    "set_fail_max",
+                    breaker.set_fail_max(n).is_ok(),
+                    model.set_fail_max(n),
+                )
+            }
+            Op::SetSuccessThreshold(n) => {
+                op_result = same(
+                    "set_success_threshold",
+                    breaker.set_success_threshold(n).is_ok(),
+                    model.set_success_threshold(n),
+                )
+            }
+            Op::SetResetTimeout(d) => {
+                op_result = same(
+                    "set_reset_timeout",
+                    breaker.set_reset_timeout(Duration::from_millis(d)).is_ok(),
+                    model.set_reset_timeout(d),
+                )
+            }
+        }
+        if let Err(what) = op_result {
+            fail(step, &what, &model, &breaker);
+        }
+        let events = take_events();
+        if events != model.events {
+            let what = format!("events {events:?}, model {:?}", model.events);
+            fail(step, &what, &model, &breaker);
+        }
+        if let Err(what) = compare(&breaker, &model) {
+            fail(step, &what, &model, &breaker);
+        }
+    }
+
+    // Dropping every permit still held must leave the two agreeing as well.
+    for h in held.drain(..).rev() {
+        model.drop_permit(&h.model);
+        drop(h.permit);
+        if let Err(what) = compare(&breaker, &model) {
+            fail(
+                ops.len(),
+                &format!("after dropping held permits: {what}"),
+                &model,
+                &breaker,
+            );
+        }
+    }
+    let events = take_events();
+    assert!(events.is_empty(), "dropping permits fired {events:?}");
+    model
+}
+
+/// Position in `held` for an index counting from the newest; `None` when nothing is held.
+fn pick(len: usize, i: usize) -> Option<usize> {
+    (len > 0).then(|| len - 1 - i % len)
+}
+
+fn same(what: &str, got: bool, want: bool) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{what}: breaker {got}, model {want}"))
+    }
+}
+
+/// Every observation the breaker offers, against the model.
+fn compare(b: &CircuitBreaker<&ManualClock>, m: &Model) -> Result<(), String> {
+    let s = b.snapshot();
+    let checks: [(&str, String, String); 13] = [
+        (
+            "state",
+            format!("{:?}", b.state()),
+            format!("{:?}", m.state),
+        ),
+        (
+            "fail_counter",
+            b.fail_counter().to_string(),
+            m.fail_counter().to_string(),
+        ),
+        (
+            "success_counter",
+            b.success_counter().to_string(),
+            m.success_counter().to_string(),
+        ),
+        (
+            "trial_calls",
+            b.trial_calls().to_string(),
+            m.trial_calls().to_string(),
+        ),
+        (
+            "retry_after",
+            format!("{:?}", b.retry_after()),
+            format!("{:?}", m.retry_after_ms().map(Duration::from_millis)),
+        ),
+        (
+            "opened_at",
+            format!("{:?}", b.opened_at()),
+            format!("{:?}", m.opened_at()),
+        ),
+        (
+            "generation",
+            s.generation.to_string(),
+            (m.generation % GENERATIONS).to_string(),
+        ),
+        (
+            "backoff_level",
+            s.backoff_level.to_string(),
+            m.level.to_string(),
+        ),
+        ("fail_max", b.fail_max().to_string(), m.fail_max.to_string()),
+        (
+            "success_threshold",
+            b.success_threshold().to_string(),
+            m.success_threshold.to_string(),
+        ),
+        (
+            "reset_timeout",
+            format!("{:?}", b.reset_timeout()),
+            format!("{:?}", Duration::from_millis(m.reset_timeout_ms)),
+        ),
+        (
+            "snapshot",
+            format!(
+                "{:?} {} {} {} {:?}",
+                s.state, s.fail_counter, s.success_counter, s.trial_calls, s.retry_after
+            ),
+            format!(
+                "{:?} {} {} {} {:?}",
+                b.state(),
+                b.fail_counter(),
+                b.success_counter(),
+                b.trial_calls(),
+                b.retry_after()
+            ),
+        ),
+        (
+            "trial bound",
+            (b.trial_calls() <= m.half_open_max_calls).to_string(),
+            true.to_string(),
+        ),
+    ];
+    for (what, got, want) in checks {
+        if got != want {
+            return Err(format!("{what}: breaker {got}, model {want}"));
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------
+// Decoding bytes, for the fuzzer
+// ------------------------------------------------------------------------------------------
+
+struct Bytes<'a> {
+    data: &'a [u8],
+}
+
+impl Bytes<'_> {
+    /// The next byte, or 0 once the input is used up.
+    fn byte(&mut self) -> u8 {
+        match self.data.split_first() {
+            Some((&b, rest)) => {
+                self.data = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+
+    fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.byte(), self.byte()])
+    }
+
+    fn pick<T: Copy>(&mut self, table: &[T]) -> T {
+        table[self.byte() as usize % table.len()]
+    }
+}
+
+/// Clock starts: zero, and just below multiples of 2^40 so that runs cross the word's
+/// timestamp wrap.
+const STARTS: [u64; 6] = [
+    0,
+    12_345,
+    (1 << 40) - 1_000,
+    (1 << 40) - 1,
+    3 * (1 << 40) - 70_000,
+    (1 << 41) + 5,
+];
+const RESET_TIMEOUTS: [u64; 8] = [0, 1, 10, 100, 1_000, 60_000, 1 << 30, MAX_PERIOD_MS];
+const LEASES: [u64; 7] = [1, 5, 50, 500, 60_000, 1 << 30, MAX_PERIOD_MS];
+const PERIODS: [u64; 9] = [
+    0,
+    1,
+    10,
+    100,
+    1_000,
+    60_000,
+    1 << 33,
+    MAX_PERIOD_MS,
+    MAX_PERIOD_MS + 1,
+];
+
+/// Turns any bytes into a clock start, a valid configuration (no jitter) and operations, for
+/// [`check_from`]. Never panics; short inputs give short cases.
+pub fn from_bytes(data: &[u8]) -> (u64, Config, Vec<Op>) {
+    let mut b = Bytes { data };
+    let start = b.pick(&STARTS);
+    let fail_max = match b.byte() {
+        x @ 0..=199 => 1 + u32::from(x) % 5,
+        x => 1 + (u32::from(x) - 200) * 2, // 1 to 111
+    }
+    .min(MAX_COUNT);
+    let success_threshold = match b.byte() {
+        x @ 0..=239 => 1 + u32::from(x) % 3,
+        x => u32::from(x) - 230, // 10 to 25
+    };
+    let half_open_max_calls = match b.byte() {
+        x @ 0..=249 => 1 + u32::from(x) % 3,
+        x => u32::from(x) - 224, // 26 to 31
+    };
+    let reset = b.pick(&RESET_TIMEOUTS);
+    let lease = b.pick(&LEASES);
+    let backoff = match b.byte() {
+        x if x % 2 == 0 => None,
+        x => {
+            let factor = [1, 3, 8, 200, u64::MAX][usize::from(x / 2) % 5];
+            Some(reset.max(1).saturating_mul(factor).min(MAX_PERIOD_MS))
+        }
+    };
+    let mut config = Config::new()
+        .fail_max(fail_max)
+        .success_threshold(success_threshold)
+        .half_open_max_calls(half_open_max_calls)
+        .reset_timeout(Duration::from_millis(reset))
+        .trial_lease(Duration::from_millis(lease));
+    if let Some(max) = backoff {
+        config = config.backoff(Backoff::exponential(Duration::from_millis(max)));
+    }
+    if config.validate().is_err() {
+        config = Config::new(); // unreachable by construction; never panic
+    }
+
+    let mut ops = Vec::new();
+    while !b.data.is_empty() {
+        let code = b.byte();
+        let op = match code % 24 {
+            0..=4 => Op::Allow,
+            5..=9 => {
+                let a = b.byte();
+                let outcome =
+                    [Outcome::Success, Outcome::Failure, Outcome::Ignored][usize::from(a % 3)];
+                Op::Report(usize::from(a / 3), outcome)
+            }
+            10 | 11 => Op::Drop(usize::from(b.byte())),
+            12..=14 => Op::Advance(u64::from(b.u16())),
+            15 => Op::Advance(1 << (20 + b.byte() % 18)), // 2^20 to 2^37 ms
+            16 => Op::Open,
+            17 => Op::Close,
+            18 => Op::HalfOpen,
+            19 => Op::TripFor(b.pick(&PERIODS)),
+            20 => [Op::ForceOpen, Op::Disable][usize::from(code / 24) % 2],
+            21 => Op::SetFailMax(u32::from(b.byte() % 130)),
+            22 => Op::SetResetTimeout(b.pick(&PERIODS)),
+            _ => Op::SetSuccessThreshold(u32::from(b.byte() % 130)),
+        };
+        ops.push(op);
+    }
+    (start, config, ops)
+}

@@ -1,0 +1,306 @@
+//! Model-based property test: random configurations and operation sequences (calls with
+//! outcomes, permits held and reported late and out of order, clock advances including large
+//! jumps, every management operation and run-time configuration change), run on the real breaker
+//! and on the sequential reference model in `tests/model/mod.rs`, compared after every step.
+
+mod model;
+
+use std::time::Duration;
+
+use atomic_breaker::{Backoff, Config, Outcome};
+use model::{Op, MAX_PERIOD_MS};
+use proptest::prelude::*;
+
+/// Clock starts: zero, arbitrary, and just below a multiple of 2^40 (the word keeps deadlines
+/// modulo 2^40, so these runs cross its wrap).
+fn start() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        4 => Just(0u64),
+        2 => 0u64..1 << 36,
+        2 => (1u64..5_000).prop_map(|d| (1 << 40) - d),
+        1 => (1u64..5_000).prop_map(|d| 7 * (1 << 40) - d),
+    ]
+}
+
+fn config() -> impl Strategy<Value = Config> {
+    let fail_max = prop_oneof![9 => 1u32..=5, 1 => 6u32..=127];
+    let reset = prop_oneof![2 => 0u64..=3, 6 => 1u64..=300, 1 => 1_000u64..=5_000];
+    let lease = prop_oneof![1 => 1u64..=3, 4 => 1u64..=300];
+    // Backoff, without jitter (the model cannot predict it): the cap as a multiple of the timeout.
+    let backoff = prop_oneof![2 => Just(None), 1 => (1u64..=40).prop_map(Some)];
+    (fail_max, 1u32..=3, 1u32..=3, reset, lease, backoff).prop_map(
+        |(fail_max, success_threshold, half_open, reset, lease, backoff)| {
+            let mut c = Config::new()
+                .fail_max(fail_max)
+                .success_threshold(success_threshold)
+                .half_open_max_calls(half_open)
+                .reset_timeout(Duration::from_millis(reset))
+                .trial_lease(Duration::from_millis(lease));
+            if let Some(factor) = backoff {
+                let max = (reset.max(1) * factor).min(MAX_PERIOD_MS);
+                c = c.backoff(Backoff::exponential(Duration::from_millis(max)));
+            }
+            c
+        },
+    )
+}
+
+fn outcome() -> impl Strategy<Value = Outcome> {
+    prop_oneof![
+        3 => Just(Outcome::Success),
+        3 => Just(Outcome::Failure),
+        1 => Just(Outcome::Ignored),
+    ]
+}
+
+/// Which held permit: mostly one of the newest few, sometimes any.
+fn index() -> impl Strategy<Value = usize> {
+    prop_oneof![4 => 0usize..3, 1 => 0usize..64]
+}
+
+fn period() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        6 => 0u64..=600,
+        1 => 1u64 << 20..=MAX_PERIOD_MS,
+        1 => Just(MAX_PERIOD_MS + 1), // refused
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        10 => Just(Op::Allow),
+        10 => (index(), outcome()).prop_map(|(i, o)| Op::Report(i, o)),
+        2 => index().prop_map(Op::Drop),
+        5 => (0u64..=400).prop_map(Op::Advance),
+        1 => (0u64..=5_000).prop_map(Op::Advance),
+        1 => (1u64 << 20..=1 << 38).prop_map(Op::Advance),
+        1 => Just(Op::Open),
+        2 => Just(Op::Close),
+        1 => Just(Op::HalfOpen),
+        1 => period().prop_map(Op::TripFor),
+        1 => prop_oneof![Just(Op::ForceOpen), Just(Op::Disable)],
+        2 => prop_oneof![0u32..=6, Just(127), Just(128)].prop_map(Op::SetFailMax),
+        1 => period().prop_map(Op::SetResetTimeout),
+        1 => prop_oneof![0u32..=4, Just(128)].prop_map(Op::SetSuccessThreshold),
+    ]
+}
+
+/// A run of operations: mostly one, sometimes a pattern that random single operations reach
+/// too rarely.
+fn chunk() -> impl Strategy<Value = Vec<Op>> {
+    prop_oneof![
+        40 => op().prop_map(|o| vec![o]),
+        // A call reported at once.
+        8 => outcome().prop_map(|o| vec![Op::Allow, Op::Report(0, o)]),
+        // Consecutive failures, sometimes with fail_max lowered under the count.
+        2 => (1usize..=6).prop_map(|n| [Op::Allow, Op::Report(0, Outcome::Failure)].repeat(n)),
+        1 => (1usize..=5, 1u32..=3).prop_map(|(n, fail_max)| {
+            let fail = [Op::Allow, Op::Report(0, Outcome::Failure)];
+            let mut ops = fail.repeat(n);
+            ops.push(Op::SetFailMax(fail_max));
+            ops.extend(fail);
+            ops
+        }),
+        // Rounds of: wait, a call (a trial once the open period is over), and its report, or a
+        // second call held, or a manual open. Failing trials grow the backoff.
+        1 => prop::collection::vec((0u64..=40_000, round_end()), 1..=10).prop_map(|rounds| {
+            rounds
+                .into_iter()
+                .flat_map(|(wait, end)| [Op::Advance(wait), Op::Allow, end])
+                .collect()
+        }),
+        // About 64 state changes in a row, so that held permits' generations come around.
+        1 => generations(),
+        // A call admitted, exactly 64 changes ending in HalfOpen, a trial, then the old call
+        // reports: the word takes it for current (the documented limit).
+        1 => (outcome(), any::<bool>()).prop_map(|(o, report)| {
+            let mut ops = vec![Op::Allow];
+            for _ in 0..32 {
+                ops.extend([Op::TripFor(10), Op::HalfOpen]);
+            }
+            ops.push(Op::Allow);
+            ops.push(if report { Op::Report(1, o) } else { Op::Drop(1) });
+            ops
+        }),
+    ]
+}
+
+fn round_end() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => outcome().prop_map(|o| Op::Report(0, o)),
+        1 => Just(Op::Allow),
+        1 => Just(Op::Open),
+        1 => (0u64..=1_000).prop_map(Op::TripFor),
+    ]
+}
+
+/// 62 to 66 state changes: pairs of `trip_for` (always a change) and a move out of Open.
+fn generations() -> impl Strategy<Value = Vec<Op>> {
+    let pairs = prop_oneof![3 => Just(32usize), 1 => 31usize..=33];
+    let out_of_open = prop_oneof![
+        Just(Op::Close),
+        Just(Op::HalfOpen),
+        Just(Op::ForceOpen),
+        Just(Op::Disable),
+    ];
+    (pairs, (0u64..=100), out_of_open).prop_map(|(n, ms, out)| [Op::TripFor(ms), out].repeat(n))
+}
+
+fn ops() -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec(chunk(), 0..60)
+        .prop_map(|chunks| chunks.into_iter().flatten().take(250).collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 1024,
+        max_shrink_iters: 10_000,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn breaker_matches_the_model(
+        start in start(),
+        config in config(),
+        ops in ops(),
+    ) {
+        model::check_from(start, &ops, config);
+    }
+
+    /// The fuzz target's path, bytes to case, on random bytes: the decoder never panics and its
+    /// cases hold.
+    #[test]
+    fn decoded_bytes_match_the_model(data in prop::collection::vec(any::<u8>(), 0..400)) {
+        let (start, config, ops) = model::from_bytes(&data);
+        model::check_from(start, &ops, config);
+    }
+}
+
+/// A permit held across exactly 64 generations is taken as current: the documented limit of the
+/// 6-bit generation, which the model reproduces.
+#[test]
+fn a_permit_held_across_64_generations_counts_as_documented() {
+    let mut ops = vec![Op::Allow]; // admitted in generation 0
+    for _ in 0..32 {
+        ops.extend([Op::Open, Op::Close]); // two generations each
+    }
+    ops.push(Op::Report(0, Outcome::Failure)); // generation 64 = 0 mod 64: counted
+    ops.extend([Op::Allow, Op::Open, Op::Report(0, Outcome::Failure)]); // dropped
+    model::check(&ops, Config::new().fail_max(2));
+}
+
+/// Trials abandoned in half-open, re-armed after their lease, reported late and out of order.
+#[test]
+fn late_trials_after_a_rearm_are_dropped() {
+    let config = Config::new()
+        .fail_max(1)
+        .reset_timeout(Duration::from_millis(100))
+        .trial_lease(Duration::from_millis(50))
+        .half_open_max_calls(2)
+        .success_threshold(2);
+    let ops = [
+        Op::Allow,
+        Op::Report(0, Outcome::Failure), // trips
+        Op::Allow,                       // rejected, 100 ms to go
+        Op::Advance(100),
+        Op::Allow, // first trial
+        Op::Allow, // second trial
+        Op::Allow, // rejected: both slots taken
+        Op::Report(0, Outcome::Success),
+        Op::Allow, // third trial, slot freed
+        Op::Advance(49),
+        Op::Allow, // rejected, 1 ms of lease left
+        Op::Advance(1),
+        Op::Allow,                       // re-arm: new generation
+        Op::Report(1, Outcome::Failure), // an abandoned trial: dropped
+        Op::Drop(1),                     // the other: dropped, frees nothing
+        Op::Report(0, Outcome::Success), // closes (1 success kept + this one)
+    ];
+    model::check(&ops, config);
+}
+
+/// Open periods whose deadlines lie across the word's 2^40 ms timestamp wrap, with backoff.
+#[test]
+fn deadlines_across_the_timestamp_wrap() {
+    let config = Config::new()
+        .fail_max(1)
+        .reset_timeout(Duration::from_millis(1_000))
+        .backoff(Backoff::exponential(Duration::from_millis(5_000)));
+    let mut ops = vec![Op::Allow, Op::Report(0, Outcome::Failure)];
+    for _ in 0..6 {
+        ops.extend([
+            Op::Advance(999),
+            Op::Allow,
+            Op::Advance(4_001),
+            Op::Allow,
+            Op::Report(0, Outcome::Failure),
+        ]);
+    }
+    ops.extend([
+        Op::Advance(5_000),
+        Op::Allow,
+        Op::Report(0, Outcome::Success),
+    ]);
+    model::check_from((1 << 40) - 3_000, &ops, config);
+}
+
+/// The generators reach every branch of the model: a guard against a property that passes
+/// because it never gets anywhere.
+#[test]
+fn generated_cases_reach_every_branch() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, TestRng, TestRunner};
+    use std::collections::BTreeMap;
+
+    let mut runner = TestRunner::new_with_rng(
+        RunnerConfig::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
+    );
+    let strategy = (start(), config(), ops());
+    let mut hits: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for _ in 0..256 {
+        let (start, config, ops) = strategy.new_tree(&mut runner).unwrap().current();
+        for (branch, n) in model::check_from(start, &ops, config).hits {
+            *hits.entry(branch).or_default() += n;
+        }
+    }
+    let expected = [
+        "allow closed",
+        "allow disabled",
+        "reject forced-open",
+        "reject open",
+        "open -> half-open",
+        "trial",
+        "trial beside another",
+        "trial re-armed",
+        "reject half-open",
+        "generation aliased",
+        "aliased permit freed a slot",
+        "report from an earlier generation",
+        "success resets failures",
+        "trip",
+        "trip above a lowered fail_max",
+        "close",
+        "close after several successes",
+        "trial success counted",
+        "re-trip",
+        "re-trip with backoff",
+        "re-trip at the highest backoff level",
+        "trial ignored",
+        "report dropped in open, forced-open or disabled",
+        "dropped trial freed its slot",
+        "dropped stale trial",
+        "open when open",
+        "manual open keeps the backoff level",
+        "manual no-op",
+        "manual move",
+        "trip_for refused",
+        "trip_for when open",
+        "setting refused",
+        "clock reached the end of its span",
+        "deadline across the 2^40 ms wrap",
+    ];
+    println!("{hits:#?}");
+    let missing: Vec<_> = expected.iter().filter(|b| !hits.contains_key(*b)).collect();
+    assert!(missing.is_empty(), "never reached: {missing:?}");
+}
