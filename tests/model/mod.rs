@@ -20,7 +20,7 @@
 #![allow(dead_code)] // each includer uses a different subset
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -45,6 +45,104 @@ pub const MAX_COUNT: u32 = 127;
 pub const MAX_HALF_OPEN_CALLS: u32 = 31;
 /// The breaker's name in every event.
 pub const NAME: &str = "model";
+
+macro_rules! branches {
+    ($($variant:ident => $name:literal,)*) => {
+        /// A branch of the model, counted each time it runs so that tests can check that the
+        /// generators reach it.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Branch {
+            $($variant,)*
+        }
+
+        impl Branch {
+            /// Every branch.
+            pub const ALL: &'static [Branch] = &[$(Branch::$variant,)*];
+
+            /// What the branch does, in words.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Branch::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+branches! {
+    AllowClosed => "allow closed",
+    AllowDisabled => "allow disabled",
+    RejectForcedOpen => "reject forced-open",
+    RejectOpen => "reject open",
+    OpenToHalfOpen => "open -> half-open",
+    Trial => "trial",
+    TrialBesideAnother => "trial beside another",
+    TrialReArmed => "trial re-armed",
+    RejectHalfOpen => "reject half-open",
+    GenerationAliased => "generation aliased",
+    AliasedPermitFreedASlot => "aliased permit freed a slot",
+    ReportFromAnEarlierGeneration => "report from an earlier generation",
+    SuccessResetsFailures => "success resets failures",
+    Trip => "trip",
+    TripAboveALoweredFailMax => "trip above a lowered fail_max",
+    Close => "close",
+    CloseAfterSeveralSuccesses => "close after several successes",
+    TrialSuccessCounted => "trial success counted",
+    ReTrip => "re-trip",
+    ReTripWithBackoff => "re-trip with backoff",
+    ReTripAtTheHighestBackoffLevel => "re-trip at the highest backoff level",
+    TrialIgnored => "trial ignored",
+    ReportDroppedInOpenForcedOpenOrDisabled => "report dropped in open, forced-open or disabled",
+    DroppedTrialFreedItsSlot => "dropped trial freed its slot",
+    DroppedStaleTrial => "dropped stale trial",
+    OpenWhenOpen => "open when open",
+    ManualOpenKeepsTheBackoffLevel => "manual open keeps the backoff level",
+    ManualNoOp => "manual no-op",
+    ManualMove => "manual move",
+    TripForRefused => "trip_for refused",
+    TripForWhenOpen => "trip_for when open",
+    SettingRefused => "setting refused",
+    ClockReachedTheEndOfItsSpan => "clock reached the end of its span",
+    DeadlineAcrossThe2To40MsWrap => "deadline across the 2^40 ms wrap",
+}
+
+/// How often each [`Branch`] ran, indexed by the branch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Hits(pub [u64; Branch::ALL.len()]);
+
+impl Hits {
+    /// No branch run yet.
+    pub const ZERO: Hits = Hits([0; Branch::ALL.len()]);
+
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Hits) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a += b;
+        }
+    }
+
+    /// The branches never run.
+    pub fn missing(&self) -> Vec<&'static str> {
+        Branch::ALL
+            .iter()
+            .filter(|b| self.0[**b as usize] == 0)
+            .map(|b| b.name())
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for Hits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(
+                Branch::ALL
+                    .iter()
+                    .filter(|b| self.0[**b as usize] > 0)
+                    .map(|b| (b.name(), self.0[*b as usize])),
+            )
+            .finish()
+    }
+}
 
 /// One operation of a test case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,7 +236,7 @@ pub struct Model {
     /// Events the last operation fired, in order.
     pub events: Vec<EventKind>,
     /// How often each branch of the model ran: lets tests check that generators reach them.
-    pub hits: BTreeMap<&'static str, u64>,
+    pub hits: Hits,
     next_id: u64,
 }
 
@@ -163,7 +261,7 @@ impl Model {
             level: 0,
             last_opened: None,
             events: Vec::new(),
-            hits: BTreeMap::new(),
+            hits: Hits::ZERO,
             next_id: 0,
         }
     }
@@ -218,13 +316,13 @@ impl Model {
     fn same_generation(&mut self, p: &ModelPermit) -> bool {
         let same = p.gen % GENERATIONS == self.generation % GENERATIONS;
         if same && p.gen != self.generation {
-            self.hit("generation aliased");
+            self.hit(Branch::GenerationAliased);
         }
         same
     }
 
-    fn hit(&mut self, branch: &'static str) {
-        *self.hits.entry(branch).or_default() += 1;
+    fn hit(&mut self, branch: Branch) {
+        self.hits.0[branch as usize] += 1;
     }
 
     // ---------------------------------------------------------------- moves
@@ -261,7 +359,7 @@ impl Model {
     fn deadline(&mut self, ms: u64) -> u64 {
         let at = self.now + ms;
         if at >> 40 != self.now >> 40 {
-            self.hit("deadline across the 2^40 ms wrap");
+            self.hit(Branch::DeadlineAcrossThe2To40MsWrap);
         }
         at
     }
@@ -277,22 +375,22 @@ impl Model {
         let result = match self.state {
             State::Closed | State::Disabled => {
                 self.hit(if self.state == State::Closed {
-                    "allow closed"
+                    Branch::AllowClosed
                 } else {
-                    "allow disabled"
+                    Branch::AllowDisabled
                 });
                 Admission::Admitted(self.permit(false))
             }
             State::ForcedOpen => {
-                self.hit("reject forced-open");
+                self.hit(Branch::RejectForcedOpen);
                 rejected(State::ForcedOpen, None)
             }
             State::Open if self.now < self.open_until => {
-                self.hit("reject open");
+                self.hit(Branch::RejectOpen);
                 rejected(State::Open, Some(self.open_until - self.now))
             }
             State::Open => {
-                self.hit("open -> half-open");
+                self.hit(Branch::OpenToHalfOpen);
                 // The open period is over: this caller moves the breaker to HalfOpen and is
                 // its first trial.
                 self.enter(State::HalfOpen);
@@ -300,9 +398,9 @@ impl Model {
             }
             State::HalfOpen if (self.trials.len() as u32) < self.half_open_max_calls => {
                 self.hit(if self.trials.is_empty() {
-                    "trial"
+                    Branch::Trial
                 } else {
-                    "trial beside another"
+                    Branch::TrialBesideAnother
                 });
                 Admission::Admitted(self.claim_trial())
             }
@@ -310,13 +408,13 @@ impl Model {
                 // Every slot is taken and even the newest claim's lease has run out: re-arm.
                 // The earlier trials' reports belong to the old generation and are dropped;
                 // the successes already counted stay.
-                self.hit("trial re-armed");
+                self.hit(Branch::TrialReArmed);
                 self.generation += 1;
                 self.trials.clear();
                 Admission::Admitted(self.claim_trial())
             }
             State::HalfOpen => {
-                self.hit("reject half-open");
+                self.hit(Branch::RejectHalfOpen);
                 rejected(State::HalfOpen, Some(self.lease_until - self.now))
             }
         };
@@ -354,7 +452,7 @@ impl Model {
     fn free_slot(&mut self, p: &ModelPermit) {
         if !self.trials.remove(&p.id) {
             if let Some(&any) = self.trials.iter().next() {
-                self.hit("aliased permit freed a slot");
+                self.hit(Branch::AliasedPermitFreedASlot);
                 self.trials.remove(&any);
             }
         }
@@ -368,13 +466,13 @@ impl Model {
             Outcome::Ignored => EventKind::Ignored,
         });
         if !self.same_generation(p) {
-            self.hit("report from an earlier generation");
+            self.hit(Branch::ReportFromAnEarlierGeneration);
             return Recorded::Dropped;
         }
         match (self.state, outcome) {
             (State::Closed, Outcome::Success) => {
                 if self.failures > 0 {
-                    self.hit("success resets failures");
+                    self.hit(Branch::SuccessResetsFailures);
                 }
                 self.failures = 0;
                 Recorded::Counted
@@ -383,9 +481,9 @@ impl Model {
                 self.failures += 1;
                 if self.failures >= self.fail_max {
                     self.hit(if self.failures > self.fail_max {
-                        "trip above a lowered fail_max"
+                        Branch::TripAboveALoweredFailMax
                     } else {
-                        "trip"
+                        Branch::Trip
                     });
                     self.trip(self.failures);
                     Recorded::Tripped
@@ -398,14 +496,14 @@ impl Model {
                 self.successes += 1;
                 if self.successes >= self.success_threshold {
                     self.hit(if self.successes > 1 {
-                        "close after several successes"
+                        Branch::CloseAfterSeveralSuccesses
                     } else {
-                        "close"
+                        Branch::Close
                     });
                     self.enter(State::Closed);
                     Recorded::Closed
                 } else {
-                    self.hit("trial success counted");
+                    self.hit(Branch::TrialSuccessCounted);
                     self.free_slot(p);
                     Recorded::Counted
                 }
@@ -413,25 +511,25 @@ impl Model {
             (State::HalfOpen, Outcome::Failure) => {
                 if self.backoff_max_ms.is_some() {
                     self.hit(if self.level == MAX_LEVEL {
-                        "re-trip at the highest backoff level"
+                        Branch::ReTripAtTheHighestBackoffLevel
                     } else {
-                        "re-trip with backoff"
+                        Branch::ReTripWithBackoff
                     });
                     self.level = (self.level + 1).min(MAX_LEVEL);
                 } else {
-                    self.hit("re-trip");
+                    self.hit(Branch::ReTrip);
                 }
                 self.trip(1);
                 Recorded::Tripped
             }
             (State::HalfOpen, Outcome::Ignored) => {
-                self.hit("trial ignored");
+                self.hit(Branch::TrialIgnored);
                 self.free_slot(p);
                 Recorded::Counted
             }
             // Nothing is admitted in Open or ForcedOpen, and Disabled records nothing.
             (State::Open | State::ForcedOpen | State::Disabled, _) => {
-                self.hit("report dropped in open, forced-open or disabled");
+                self.hit(Branch::ReportDroppedInOpenForcedOpenOrDisabled);
                 Recorded::Dropped
             }
         }
@@ -441,10 +539,10 @@ impl Model {
     pub fn drop_permit(&mut self, p: &ModelPermit) {
         self.events.clear();
         if p.trial && self.state == State::HalfOpen && self.same_generation(p) {
-            self.hit("dropped trial freed its slot");
+            self.hit(Branch::DroppedTrialFreedItsSlot);
             self.free_slot(p);
         } else if p.trial {
-            self.hit("dropped stale trial");
+            self.hit(Branch::DroppedStaleTrial);
         }
     }
 
@@ -456,11 +554,11 @@ impl Model {
     pub fn open(&mut self) -> bool {
         self.events.clear();
         if self.state == State::Open {
-            self.hit("open when open");
+            self.hit(Branch::OpenWhenOpen);
             return false; // does not extend the open period
         }
         if self.state == State::HalfOpen && self.level > 0 {
-            self.hit("manual open keeps the backoff level");
+            self.hit(Branch::ManualOpenKeepsTheBackoffLevel);
         }
         self.trip(0);
         true
@@ -485,10 +583,10 @@ impl Model {
     fn manual(&mut self, to: State) -> bool {
         self.events.clear();
         if self.state == to {
-            self.hit("manual no-op");
+            self.hit(Branch::ManualNoOp);
             return false;
         }
-        self.hit("manual move");
+        self.hit(Branch::ManualMove);
         self.enter(to);
         true
     }
@@ -496,11 +594,11 @@ impl Model {
     pub fn trip_for(&mut self, ms: u64) -> bool {
         self.events.clear();
         if ms > MAX_PERIOD_MS {
-            self.hit("trip_for refused");
+            self.hit(Branch::TripForRefused);
             return false;
         }
         if self.state == State::Open {
-            self.hit("trip_for when open");
+            self.hit(Branch::TripForWhenOpen);
         }
         self.enter(State::Open);
         self.open_until = self.deadline(ms);
@@ -513,7 +611,7 @@ impl Model {
         if ok {
             self.fail_max = n;
         } else {
-            self.hit("setting refused");
+            self.hit(Branch::SettingRefused);
         }
         ok
     }
@@ -524,7 +622,7 @@ impl Model {
         if ok {
             self.success_threshold = n;
         } else {
-            self.hit("setting refused");
+            self.hit(Branch::SettingRefused);
         }
         ok
     }
@@ -535,7 +633,7 @@ impl Model {
         if ok {
             self.reset_timeout_ms = ms;
         } else {
-            self.hit("setting refused");
+            self.hit(Branch::SettingRefused);
         }
         ok
     }
@@ -678,7 +776,7 @@ pub fn check_from(start_ms: u64, ops: &[Op], config: Config) -> Model {
             Op::Advance(d) => {
                 let limit = start_ms + TIME_SPAN_MS;
                 if d > limit - model.now {
-                    model.hit("clock reached the end of its span");
+                    model.hit(Branch::ClockReachedTheEndOfItsSpan);
                 }
                 let d = d.min(limit - model.now);
                 model.advance(d);
@@ -764,86 +862,83 @@ fn same(what: &str, got: bool, want: bool) -> Result<(), String> {
     }
 }
 
+/// Everything the breaker lets an observer see, from its getters and its snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Observed {
+    state: State,
+    fail_counter: u32,
+    success_counter: u32,
+    trial_calls: u32,
+    retry_after: Option<Duration>,
+    opened_at: Option<u64>,
+    generation: u8,
+    backoff_level: u8,
+    fail_max: u32,
+    success_threshold: u32,
+    reset_timeout: Duration,
+}
+
+impl Observed {
+    fn of_breaker(b: &CircuitBreaker<&ManualClock>) -> Result<Observed, String> {
+        let s = b.snapshot();
+        let o = Observed {
+            state: b.state(),
+            fail_counter: b.fail_counter(),
+            success_counter: b.success_counter(),
+            trial_calls: b.trial_calls(),
+            retry_after: b.retry_after(),
+            opened_at: b.opened_at(),
+            generation: s.generation,
+            backoff_level: s.backoff_level,
+            fail_max: b.fail_max(),
+            success_threshold: b.success_threshold(),
+            reset_timeout: b.reset_timeout(),
+        };
+        // The snapshot, one load of the word, agrees with the getters, one load each.
+        let from_snapshot = Observed {
+            state: s.state,
+            fail_counter: s.fail_counter,
+            success_counter: s.success_counter,
+            trial_calls: s.trial_calls,
+            retry_after: s.retry_after,
+            opened_at: s.opened_at,
+            fail_max: s.fail_max,
+            success_threshold: s.success_threshold,
+            reset_timeout: s.reset_timeout,
+            ..o
+        };
+        if from_snapshot != o {
+            return Err(format!("snapshot {s:?} disagrees with the getters {o:?}"));
+        }
+        Ok(o)
+    }
+
+    fn of_model(m: &Model) -> Observed {
+        Observed {
+            state: m.state,
+            fail_counter: m.fail_counter(),
+            success_counter: m.success_counter(),
+            trial_calls: m.trial_calls(),
+            retry_after: m.retry_after_ms().map(Duration::from_millis),
+            opened_at: m.opened_at(),
+            generation: (m.generation % GENERATIONS) as u8,
+            backoff_level: m.level as u8,
+            fail_max: m.fail_max,
+            success_threshold: m.success_threshold,
+            reset_timeout: Duration::from_millis(m.reset_timeout_ms),
+        }
+    }
+}
+
 /// Every observation the breaker offers, against the model.
 fn compare(b: &CircuitBreaker<&ManualClock>, m: &Model) -> Result<(), String> {
-    let s = b.snapshot();
-    let checks: [(&str, String, String); 13] = [
-        (
-            "state",
-            format!("{:?}", b.state()),
-            format!("{:?}", m.state),
-        ),
-        (
-            "fail_counter",
-            b.fail_counter().to_string(),
-            m.fail_counter().to_string(),
-        ),
-        (
-            "success_counter",
-            b.success_counter().to_string(),
-            m.success_counter().to_string(),
-        ),
-        (
-            "trial_calls",
-            b.trial_calls().to_string(),
-            m.trial_calls().to_string(),
-        ),
-        (
-            "retry_after",
-            format!("{:?}", b.retry_after()),
-            format!("{:?}", m.retry_after_ms().map(Duration::from_millis)),
-        ),
-        (
-            "opened_at",
-            format!("{:?}", b.opened_at()),
-            format!("{:?}", m.opened_at()),
-        ),
-        (
-            "generation",
-            s.generation.to_string(),
-            (m.generation % GENERATIONS).to_string(),
-        ),
-        (
-            "backoff_level",
-            s.backoff_level.to_string(),
-            m.level.to_string(),
-        ),
-        ("fail_max", b.fail_max().to_string(), m.fail_max.to_string()),
-        (
-            "success_threshold",
-            b.success_threshold().to_string(),
-            m.success_threshold.to_string(),
-        ),
-        (
-            "reset_timeout",
-            format!("{:?}", b.reset_timeout()),
-            format!("{:?}", Duration::from_millis(m.reset_timeout_ms)),
-        ),
-        (
-            "snapshot",
-            format!(
-                "{:?} {} {} {} {:?}",
-                s.state, s.fail_counter, s.success_counter, s.trial_calls, s.retry_after
-            ),
-            format!(
-                "{:?} {} {} {} {:?}",
-                b.state(),
-                b.fail_counter(),
-                b.success_counter(),
-                b.trial_calls(),
-                b.retry_after()
-            ),
-        ),
-        (
-            "trial bound",
-            (b.trial_calls() <= m.half_open_max_calls).to_string(),
-            true.to_string(),
-        ),
-    ];
-    for (what, got, want) in checks {
-        if got != want {
-            return Err(format!("{what}: breaker {got}, model {want}"));
-        }
+    let got = Observed::of_breaker(b)?;
+    let want = Observed::of_model(m);
+    if got != want {
+        return Err(format!("observed\n  breaker {got:?}\n  model   {want:?}"));
+    }
+    if got.trial_calls > m.half_open_max_calls {
+        return Err(format!("{} trial calls in flight", got.trial_calls));
     }
     Ok(())
 }

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Fuzzing: the `model` target (fuzz/fuzz_targets/model.rs) checks the breaker against the
+# reference model in tests/model/ for about 60 s. Any finding (a crash, a timeout, running out
+# of memory) fails the step; libFuzzer leaves the input in fuzz/artifacts/model/.
+# It runs on a copy of the committed seed corpus, so CI never writes into fuzz/corpus/.
+set -euo pipefail
+cd "$(dirname "$0")/../../fuzz"
+
+# What it needs, installed only when missing (installing an existing nightly would update it).
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+  rustup toolchain install nightly --profile minimal
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked
+fi
+
+seconds="${FUZZ_SECONDS:-60}"
+corpus="$(mktemp -d)"
+trap 'rm -rf "$corpus"' EXIT
+cp corpus/model/* "$corpus/"
+
+# Build first, so the time budget goes to fuzzing.
+cargo +nightly fuzz build model
+cargo +nightly fuzz run model "$corpus" -- \
+  -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
