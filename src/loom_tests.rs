@@ -2,7 +2,8 @@
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test --release --lib` (see `.ci/steps/10-loom.sh`).
 //! loom explores every interleaving of the breaker's atomic operations (and every value a weak
-//! load may return) up to a preemption bound: `LOOM_MAX_PREEMPTIONS`, default 2 here.
+//! load may return): exhaustively for the two-thread checks, and up to a preemption bound
+//! (`LOOM_MAX_PREEMPTIONS`, default 3) for the three-thread checks.
 //!
 //! # How a check works
 //! Most checks are a [`Scenario`]: a sequential setup on the main thread, one short script of
@@ -77,22 +78,30 @@ fn log<const K: usize>() -> Vec<(u8, Event)> {
     LOGS[K].lock().unwrap().clone()
 }
 
-/// Default preemption bound when `LOOM_MAX_PREEMPTIONS` is not set.
-const DEFAULT_PREEMPTIONS: usize = 2;
+/// Preemption bound for three-thread checks when `LOOM_MAX_PREEMPTIONS` is not set.
+const DEFAULT_PREEMPTIONS: usize = 3;
 
-/// Runs `f` as a loom model: every interleaving up to the preemption bound. Reports how many
-/// iterations that took.
-fn model<const K: usize>(name: &str, f: impl Fn() + Sync + Send + 'static) {
+/// Runs `f` as a loom model and reports how many iterations that took.
+///
+/// Two-thread checks are explored exhaustively (no preemption bound: they finish in
+/// milliseconds); checks with three threads use `LOOM_MAX_PREEMPTIONS`, default
+/// [`DEFAULT_PREEMPTIONS`].
+fn model<const K: usize>(name: &str, threads: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
+    if threads <= 2 {
+        builder.preemption_bound = None;
+    } else if builder.preemption_bound.is_none() {
         builder.preemption_bound = Some(DEFAULT_PREEMPTIONS);
     }
-    let bound = builder.preemption_bound;
+    let bound = match builder.preemption_bound {
+        Some(n) => format!("preemption bound {n}"),
+        None => "exhaustive".into(),
+    };
     let start = Instant::now();
     ITERATIONS[K].store(0, Relaxed);
     builder.check(f);
     std::eprintln!(
-        "loom {name}: {} iterations, preemption bound {bound:?}, {:.2?}",
+        "loom {name}: {threads} threads, {bound}, {} iterations, {:.2?}",
         ITERATIONS[K].load(Relaxed),
         start.elapsed()
     );
@@ -162,8 +171,14 @@ enum Act {
     HalfOpen,
     ForceOpen,
     Disable,
+    /// `trip_for(ms)`.
+    TripFor(u64),
     /// Move the clock forward (setup and teardown only: the clock is not a loom object).
     Advance(u64),
+    /// The guarded call runs here. Modelled as one load of the state word: a point where loom
+    /// may switch threads while a permit is held (a trial slot is only "held" across some
+    /// atomic operation of another thread if the holder performs one in between).
+    Run,
 }
 
 use Act::{Allow, Drop, Report};
@@ -303,6 +318,14 @@ fn exec<const K: usize>(
             b.clock().advance_ms(ms);
             Obs::Done
         }
+        Act::Run => {
+            let _ = b.state();
+            Obs::Done
+        }
+        Act::TripFor(ms) => {
+            b.trip_for(core::time::Duration::from_millis(ms)).unwrap();
+            Obs::Done
+        }
     }
 }
 
@@ -353,7 +376,7 @@ fn check<const K: usize>(
             );
         }
     }
-    model::<K>(name, move || {
+    model::<K>(name, s.threads.len(), move || {
         begin_iteration::<K>();
         let b: &'static Breaker = Box::leak(Box::new(
             Breaker::new("loom", s.cfg.config(), ManualClock::new()).with_listener(record::<K, 0>),
@@ -413,9 +436,10 @@ fn check<const K: usize>(
             events: log::<K>().into_iter().map(|(_, e)| e).collect(),
         };
 
-        assert_linearizable(&s, &run, &word_debug(b));
-        assert_events_chain(&run);
+        // The scenario's own invariant first: its message is the most specific.
         invariant(&run);
+        assert_events_chain(&run);
+        assert_linearizable(&s, &run, &word_debug(b));
     });
 }
 
@@ -533,6 +557,12 @@ impl Model {
             }
             Act::Advance(ms) => {
                 self.env_now += ms;
+                Obs::Done
+            }
+            Act::Run => Obs::Done,
+            Act::TripFor(ms) => {
+                let s = transition(self.w, Op::TripFor { ms }, &env);
+                self.install(s.next);
                 Obs::Done
             }
             manual => {
@@ -869,7 +899,7 @@ fn churn(run: &Run) {
 fn trial_slots_churn_two_threads_max_1() {
     check::<9>(
         "trial_slots_churn_two_threads_max_1",
-        trial_slots(2, 1, |i| vec![Allow(i), Report(i, I)]),
+        trial_slots(2, 1, |i| vec![Allow(i), Act::Run, Report(i, I)]),
         churn,
     );
 }
@@ -878,7 +908,7 @@ fn trial_slots_churn_two_threads_max_1() {
 fn trial_slots_churn_three_threads_max_1() {
     check::<10>(
         "trial_slots_churn_three_threads_max_1",
-        trial_slots(3, 1, |i| vec![Allow(i), Drop(i)]),
+        trial_slots(3, 1, |i| vec![Allow(i), Act::Run, Drop(i)]),
         churn,
     );
 }
@@ -888,7 +918,8 @@ fn trial_slots_churn_three_threads_max_2() {
     check::<11>(
         "trial_slots_churn_three_threads_max_2",
         trial_slots(3, 2, |i| {
-            vec![Allow(i), if i == 0 { Drop(i) } else { Report(i, I) }]
+            let give_back = if i == 0 { Drop(i) } else { Report(i, I) };
+            vec![Allow(i), Act::Run, give_back]
         }),
         churn,
     );
@@ -898,7 +929,7 @@ fn trial_slots_churn_three_threads_max_2() {
 /// the breaker closes only if all three ran, and then exactly once.
 #[test]
 fn trial_slots_successes_three_threads_max_2() {
-    let mut s = trial_slots(3, 2, |i| vec![Allow(i), Report(i, S)]);
+    let mut s = trial_slots(3, 2, |i| vec![Allow(i), Act::Run, Report(i, S)]);
     s.cfg.success_threshold = 3;
     check::<12>("trial_slots_successes_three_threads_max_2", s, |run| {
         let closed = run.recorded(Recorded::Closed);
@@ -1143,7 +1174,7 @@ fn change_to(kinds: &[EventKind], to: State) -> usize {
 #[test]
 fn listener_add_races_event() {
     const K: usize = 20;
-    model::<K>("listener_add_races_event", || {
+    model::<K>("listener_add_races_event", 2, || {
         begin_iteration::<K>();
         let b = listener_breaker::<1>();
         let t0 = thread::spawn(move || {
@@ -1169,7 +1200,7 @@ fn listener_add_races_event() {
 #[test]
 fn listener_two_adds_race_event() {
     const K: usize = 21;
-    model::<K>("listener_two_adds_race_event", || {
+    model::<K>("listener_two_adds_race_event", 3, || {
         begin_iteration::<K>();
         let b = listener_breaker::<2>();
         let t0 = thread::spawn(move || b.add_listener(record::<K, 1>).unwrap());
@@ -1197,7 +1228,7 @@ fn listener_two_adds_race_event() {
 #[test]
 fn listener_remove_and_readd_race_dispatch() {
     const K: usize = 22;
-    model::<K>("listener_remove_and_readd_race_dispatch", || {
+    model::<K>("listener_remove_and_readd_race_dispatch", 2, || {
         begin_iteration::<K>();
         let b = listener_breaker::<1>();
         let id = b.add_listener(record::<K, 1>).unwrap();
@@ -1228,7 +1259,7 @@ fn listener_remove_and_readd_race_dispatch() {
 #[test]
 fn listener_remove_add_dispatch_three_threads() {
     const K: usize = 23;
-    model::<K>("listener_remove_add_dispatch_three_threads", || {
+    model::<K>("listener_remove_add_dispatch_three_threads", 3, || {
         begin_iteration::<K>();
         let b = listener_breaker::<1>();
         let id = b.add_listener(record::<K, 1>).unwrap();
@@ -1251,5 +1282,33 @@ fn listener_remove_add_dispatch_three_threads() {
         assert!(b.close());
         let after: Vec<u8> = log::<K>()[during.len()..].iter().map(|e| e.0).collect();
         assert_eq!(after, if added.is_ok() { vec![2] } else { vec![] });
+    });
+}
+
+/// `trip_for` races a trial call after the open period: whatever the order, the breaker ends
+/// Open with exactly the requested deadline. The trial cannot close it afterwards (its report
+/// is from an earlier generation) and a call after it is rejected with that deadline.
+#[test]
+fn manual_trip_for_races_trial_call() {
+    let s = Scenario {
+        cfg: CFG,
+        setup: vec![Allow(0), Report(0, F), Act::Advance(1_000)],
+        threads: threads(&[&[Act::TripFor(5_000)], &[Allow(1), Report(1, S)]]),
+        teardown: vec![],
+        trial_cap: None,
+    };
+    check::<24>("manual_trip_for_races_trial_call", s, |run| {
+        assert_eq!(run.end.state, State::Open, "{run:#?}");
+        assert_eq!(
+            run.end.retry_after,
+            Some(core::time::Duration::from_millis(5_000))
+        );
+        match run.threads[1][0] {
+            Obs::Rejected { state, retry_ms } => {
+                assert_eq!((state, retry_ms), (State::Open, Some(5_000)))
+            }
+            Obs::Admitted { trial } => assert!(trial),
+            o => panic!("{o:?}"),
+        }
     });
 }
