@@ -5,6 +5,7 @@
 //! parallel, so every test gives its breaker its own name and reads back only the events
 //! carrying that name.
 
+#[cfg(feature = "std")]
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -1163,10 +1164,13 @@ fn succeed_n<const L: usize>(b: &CircuitBreaker<&ManualClock, L>) {
     assert_eq!(b.call(|| Ok::<_, ()>(1)), Ok(1));
 }
 
+#[cfg(feature = "std")]
 fn explode(e: &Event) {
     panic!("listener exploded on {:?}", e.kind);
 }
 
+/// Needs `std`: listener panics are caught, and a permit knows its thread is panicking.
+#[cfg(feature = "std")]
 #[test]
 fn panicking_listener_does_not_stop_the_trip() {
     let clock = ManualClock::new();
@@ -1209,12 +1213,15 @@ fn panicking_listener_does_not_stop_the_trip() {
     assert_eq!(b.state(), State::Closed);
 }
 
+#[cfg(feature = "std")]
 fn fail_any<const L: usize>(
     b: &CircuitBreaker<&ManualClock, L>,
 ) -> Result<(), Error<&'static str>> {
     b.call(|| Err("boom"))
 }
 
+/// Needs `std`: listener panics are caught, and a permit knows its thread is panicking.
+#[cfg(feature = "std")]
 #[test]
 fn permit_dropped_while_panicking_counts_as_a_failure() {
     let clock = ManualClock::new();

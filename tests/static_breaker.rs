@@ -6,8 +6,10 @@ use std::sync::{Barrier, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
+#[cfg(feature = "std")]
+use atomic_breaker::StdClock;
 use atomic_breaker::{
-    Backoff, CircuitBreaker, Config, Event, EventKind, ManualClock, Recorded, State, StdClock,
+    Backoff, CircuitBreaker, Config, Event, EventKind, ManualClock, Recorded, State,
 };
 
 const THREADS: usize = 8;
@@ -144,6 +146,7 @@ fn static_breaker_on_manual_clock_shared_by_threads() {
 
 // ------------------------------------------------------------------ StdClock
 
+#[cfg(feature = "std")]
 static STD_BREAKER: CircuitBreaker<StdClock> = CircuitBreaker::new(
     "static-std",
     Config::new()
@@ -152,6 +155,7 @@ static STD_BREAKER: CircuitBreaker<StdClock> = CircuitBreaker::new(
     StdClock,
 );
 
+#[cfg(feature = "std")]
 #[test]
 fn static_breaker_on_std_clock_shared_by_threads() {
     let counted = on_all_threads(|t| {
