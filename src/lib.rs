@@ -103,6 +103,12 @@ pub use permit::{Permit, Recorded};
 pub use snapshot::Snapshot;
 pub use state::{Outcome, State};
 
+// Guards for futures, iterators and streams.
+pub use future::{CallAsync, DefaultClassifier, Guarded};
+pub use iter::{GuardedIter, GuardedIterRun};
+#[cfg(feature = "stream")]
+pub use stream::{GuardedStream, GuardedStreamRun};
+
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
