@@ -80,10 +80,16 @@ mod stream;
 // Integrations, one module per feature.
 #[cfg(feature = "defmt")]
 mod defmt_support;
+#[cfg(feature = "defmt")]
+pub use defmt_support::{defmt_event_logger, defmt_state_logger};
 #[cfg(feature = "embedded-time")]
 mod embedded_time_clock;
+#[cfg(feature = "embedded-time")]
+pub use embedded_time_clock::EmbeddedTimeClock;
 #[cfg(feature = "heapless")]
 mod event_queue;
+#[cfg(feature = "heapless")]
+pub use event_queue::EventQueue;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
