@@ -71,6 +71,7 @@ fn op() -> impl Strategy<Value = Op> {
         10 => Just(Op::Allow),
         10 => (index(), outcome()).prop_map(|(i, o)| Op::Report(i, o)),
         2 => index().prop_map(Op::Drop),
+        1 => index().prop_map(Op::Panic),
         5 => (0u64..=400).prop_map(Op::Advance),
         1 => (0u64..=5_000).prop_map(Op::Advance),
         1 => (1u64 << 20..=1 << 38).prop_map(Op::Advance),

@@ -95,6 +95,7 @@ branches! {
     ReportDroppedInOpenForcedOpenOrDisabled => "report dropped in open, forced-open or disabled",
     DroppedTrialFreedItsSlot => "dropped trial freed its slot",
     DroppedStaleTrial => "dropped stale trial",
+    PanicCountedAsFailure => "panic counted as a failure",
     OpenWhenOpen => "open when open",
     ManualOpenKeepsTheBackoffLevel => "manual open keeps the backoff level",
     ManualNoOp => "manual no-op",
@@ -154,6 +155,10 @@ pub enum Op {
     Report(usize, Outcome),
     /// Drops a held permit unreported (same indexing as `Report`).
     Drop(usize),
+    /// Drops a held permit while its thread unwinds from a panic (same indexing): with `std`
+    /// that counts as a failure. The unwind starts with `resume_unwind`, which skips the panic
+    /// hook, so it is quiet and does not trip libFuzzer's abort-on-panic hook.
+    Panic(usize),
     /// Moves the clock forward (clamped so the clock stays within [`TIME_SPAN_MS`] of its start).
     Advance(u64),
     /// `open()`.
@@ -546,6 +551,12 @@ impl Model {
         }
     }
 
+    /// A permit dropped while its thread panics: the call blew up, so it counts as a failure.
+    pub fn panicked(&mut self, p: &ModelPermit) {
+        self.hit(Branch::PanicCountedAsFailure);
+        let _ = self.report(p, Outcome::Failure);
+    }
+
     pub fn advance(&mut self, ms: u64) {
         self.events.clear();
         self.now += ms;
@@ -769,6 +780,20 @@ pub fn check_from(start_ms: u64, ops: &[Op], config: Config) -> Model {
                     let h = held.remove(pos);
                     model.drop_permit(&h.model);
                     drop(h.permit);
+                } else {
+                    model.events.clear();
+                }
+            }
+            Op::Panic(i) => {
+                if let Some(pos) = pick(held.len(), i) {
+                    let h = held.remove(pos);
+                    model.panicked(&h.model);
+                    let permit = h.permit;
+                    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let _permit = permit;
+                        std::panic::resume_unwind(Box::new("the guarded call panicked"));
+                    }));
+                    assert!(unwound.is_err());
                 } else {
                     model.events.clear();
                 }
@@ -1047,7 +1072,8 @@ pub fn from_bytes(data: &[u8]) -> (u64, Config, Vec<Op>) {
                     [Outcome::Success, Outcome::Failure, Outcome::Ignored][usize::from(a % 3)];
                 Op::Report(usize::from(a / 3), outcome)
             }
-            10 | 11 => Op::Drop(usize::from(b.byte())),
+            10 => Op::Drop(usize::from(b.byte())),
+            11 => Op::Panic(usize::from(b.byte())),
             12..=14 => Op::Advance(u64::from(b.u16())),
             15 => Op::Advance(1 << (20 + b.byte() % 18)), // 2^20 to 2^37 ms
             16 => Op::Open,
