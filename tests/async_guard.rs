@@ -119,17 +119,17 @@ async fn fail(e: &'static str) -> Result<u32, &'static str> {
 /// The guarded futures are `Send` when what they hold is, so they can be spawned on a
 /// multi-thread runtime.
 #[allow(dead_code)]
-fn guarded_futures_are_send<'a, F, Fut, K>()
+fn guarded_futures_are_send<F, Fut, K>()
 where
     F: FnOnce() -> Fut + Send,
     Fut: Future<Output = Result<u8, u8>> + Send,
     K: FnOnce(&Result<u8, u8>) -> Outcome + Send,
 {
     fn is_send<T: Send>() {}
-    is_send::<CallAsync<'a, StdClock, 4, F, Fut, DefaultClassifier<u8, u8>>>();
-    is_send::<CallAsync<'a, &'a ManualClock, 2, F, Fut, K>>();
-    is_send::<Guarded<'a, StdClock, 4, Fut, DefaultClassifier<u8, u8>>>();
-    is_send::<Guarded<'a, &'a ManualClock, 8, Fut, K>>();
+    is_send::<CallAsync<'static, StdClock, 4, F, Fut, DefaultClassifier<u8, u8>>>();
+    is_send::<CallAsync<'static, &'static ManualClock, 2, F, Fut, K>>();
+    is_send::<Guarded<'static, StdClock, 4, Fut, DefaultClassifier<u8, u8>>>();
+    is_send::<Guarded<'static, &'static ManualClock, 8, Fut, K>>();
 }
 
 fn assert_send<T: Send>(t: T) -> T {
