@@ -355,7 +355,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// assert_eq!(export.state(), State::Open);
     ///
     /// // While open, a run is one rejection.
-    /// let mut run = export.guard_iter_run([Ok(1), Ok(2)]);
+    /// let mut run = export.guard_iter_run([Ok::<_, &str>(1), Ok(2)]);
     /// assert!(matches!(run.next(), Some(Err(Error::Rejected(_)))));
     /// assert_eq!(run.next(), None);
     /// ```
