@@ -74,6 +74,14 @@ pub fn fail(what: &str) -> ! {
     }
 }
 
+/// Exits QEMU with a failure status, printing nothing (no formatting code, so no panic path).
+pub fn fail_quietly() -> ! {
+    cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::bkpt();
+    }
+}
+
 /// Checks a condition; on failure prints the condition, the line and an optional message, and
 /// exits QEMU with a failure status.
 #[macro_export]
