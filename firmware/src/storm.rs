@@ -94,7 +94,7 @@ pub fn on_systick() {
     let n = ISR_RUNS.load(Ordering::Relaxed);
     let mut admitted = 0;
     for k in 0..2 {
-        admitted += u32::from(one_call((n * 2 + k) % 3 == 0, 0));
+        admitted += u32::from(one_call((n * 2 + k).is_multiple_of(3), 0));
     }
     ISR_ADMITTED.store(
         ISR_ADMITTED.load(Ordering::Relaxed) + admitted,
@@ -135,13 +135,13 @@ pub fn run(isr_runs: u32) -> Report {
         // in flight (and be rejected).
         thread_admitted += u32::from(one_call(thread_calls % 4 < 2, 40));
         thread_calls += 1;
-        if thread_calls % 4 == 0 {
+        if thread_calls.is_multiple_of(4) {
             // Monitoring from thread mode too: one load plus a clock read.
             let s = SHARED.snapshot();
             crate::check!(s.trial_calls <= 1);
             crate::check!(s.fail_counter <= 2);
         }
-        if thread_calls % 64 == 0 {
+        if thread_calls.is_multiple_of(64) {
             drained += EVENTS.drain().count() as u32;
         }
     }

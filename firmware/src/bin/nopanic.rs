@@ -79,7 +79,7 @@ fn exercise<C: Clock, const L: usize>(b: &CircuitBreaker<C, L>, rng: &mut Lcg) {
             }
         },
         6 => {
-            let ok = rng.next() % 2 == 0;
+            let ok = rng.next().is_multiple_of(2);
             let res = b.call(|| if ok { Ok(1u32) } else { Err(2u8) });
             if let Err(e) = &res {
                 sink((e.is_rejected(), e.tripped(), e.inner(), e.retry_after()));
@@ -94,7 +94,7 @@ fn exercise<C: Clock, const L: usize>(b: &CircuitBreaker<C, L>, rng: &mut Lcg) {
                     Err(e) if e % 3 == 0 => Outcome::Ignored,
                     Err(_) => Outcome::Failure,
                 },
-                || if n % 2 == 0 { Ok(n) } else { Err(n) },
+                || if n.is_multiple_of(2) { Ok(n) } else { Err(n) },
             );
             sink(res);
         }
@@ -182,7 +182,7 @@ fn main() -> ! {
         exercise(&UPLINK, &mut rng);
         exercise(&local, &mut rng);
         MANUAL.advance_ms(u64::from(rng.next() % 4));
-        if rng.next() % 64 == 0 {
+        if rng.next().is_multiple_of(64) {
             sink(MANUAL.set(black_box(5)));
             MANUAL.advance(Duration::from_micros(u64::from(rng.next() % 3_000)));
         }

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Firmware: the breaker on Cortex-M3 and Cortex-M0 under QEMU, the interrupt-hazard negative
+# control on Cortex-M4, the no-panic link check, flash size, and the firmware example.
+# Installs what it needs (qemu-system-arm, the thumb targets, llvm-tools); see docs/FIRMWARE.md.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+export CARGO_TERM_COLOR=never
+
+say() { echo; echo "---- $*"; }
+
+say "tools"
+if ! command -v qemu-system-arm >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq qemu-system-arm >/dev/null
+fi
+qemu-system-arm --version | head -n 1
+rustup target add thumbv6m-none-eabi thumbv7m-none-eabi thumbv7em-none-eabihf
+rustup component add llvm-tools
+HOST=$(rustc -vV | sed -n 's/^host: //p')
+LLVM_BIN="$(rustc --print sysroot)/lib/rustlib/$HOST/bin"
+SIZE="$LLVM_BIN/llvm-size"
+OBJDUMP="$LLVM_BIN/llvm-objdump"
+
+# Each firmware package is its own workspace with its own target directory.
+FW_TARGET="$ROOT/firmware/target"
+fw() { (cd "$ROOT/firmware" && CARGO_TARGET_DIR="$FW_TARGET" "$@"); }
+
+# Runs a firmware binary in QEMU with a time limit; a failed check exits 1, a hang 124.
+run_fw() {
+  local target=$1 bin=$2
+  fw cargo build --release --target "$target" --bin "$bin"
+  echo "running $bin on $target"
+  fw timeout 120 cargo run -q --release --target "$target" --bin "$bin"
+}
+
+say "scenarios and the thread-mode + interrupt storm: lm3s6965evb (Cortex-M3, unsafe-assume-single-core)"
+start=$SECONDS
+run_fw thumbv7m-none-eabi scenarios
+run_fw thumbv7m-none-eabi storm
+echo "Cortex-M3 runs took $((SECONDS - start)) s (builds included)"
+
+say "scenarios and the storm: microbit (Cortex-M0, critical-section)"
+start=$SECONDS
+run_fw thumbv6m-none-eabi scenarios
+run_fw thumbv6m-none-eabi storm
+echo "Cortex-M0 runs took $((SECONDS - start)) s (builds included)"
+
+say "negative control: the storm on mps2-an386 (Cortex-M4) with the default seqlock fallback must hang"
+fw cargo build --release --target thumbv7em-none-eabihf --bin storm
+set +e
+fw timeout 20 cargo run -q --release --target thumbv7em-none-eabihf --bin storm
+status=$?
+set -e
+if [ "$status" -ne 124 ]; then
+  echo "expected a deadlock (timeout, status 124) without unsafe-assume-single-core; got status $status"
+  exit 1
+fi
+echo "reproduced: the interrupt handler deadlocked on portable-atomic's seqlock fallback (timeout)"
+
+say "no-panic link check (thumbv7m, release): the panic handler calls an undefined symbol"
+if ! fw cargo build --release --target thumbv7m-none-eabi --bin nopanic; then
+  echo "the breaker's public operations still contain a panic path; the callers of core::panicking:"
+  fw cargo build -q --release --target thumbv7m-none-eabi --bin nopanic --features locate-panics
+  "$OBJDUMP" -d --demangle "$FW_TARGET/thumbv7m-none-eabi/release/nopanic" |
+    awk '/^[0-9a-f]+ <.*>:$/ { fn = $2 } /bl.*<core::(panicking|slice::index)/ { print fn }' |
+    grep -v '^<core::' | sort | uniq -c
+  exit 1
+fi
+echo "linked: no panic path in the breaker's public operations"
+fw timeout 120 cargo run -q --release --target thumbv7m-none-eabi --bin nopanic
+echo "and it runs"
+fw cargo build -q --release --target thumbv6m-none-eabi --bin nopanic
+echo "thumbv6m links too"
+
+say "the check itself: one call that can panic must make the link fail"
+set +e
+out=$(fw cargo build --release --target thumbv7m-none-eabi --bin nopanic --features prove-the-check-fails 2>&1)
+status=$?
+set -e
+if [ "$status" -eq 0 ] || ! grep -q "undefined symbol: atomic_breaker_has_a_panic_path" <<<"$out"; then
+  echo "$out" | tail -n 20
+  echo "the no-panic check did not catch a panicking call"
+  exit 1
+fi
+echo "the link failed as it should: undefined symbol: atomic_breaker_has_a_panic_path"
+
+say "flash (.text) the breaker adds, opt-level = \"s\", LTO"
+# Ceiling for the typical use, to catch regressions (bytes).
+BUDGET=${BREAKER_TEXT_BUDGET:-6144}
+printf '%-20s %10s %14s %10s %10s\n' target baseline "typical use" "+typical" "+all ops"
+over=0
+for target in thumbv6m-none-eabi thumbv7m-none-eabi; do
+  fw cargo build -q --release --target "$target" --bin size_base --bin size_typical --bin size_all
+  text() { "$SIZE" -A "$FW_TARGET/$target/release/$1" | awk '$1 == ".text" { print $2 }'; }
+  base=$(text size_base)
+  typical=$(text size_typical)
+  all=$(text size_all)
+  printf '%-20s %10s %14s %10s %10s\n' "$target" "$base" "$typical" "+$((typical - base))" "+$((all - base))"
+  if [ $((typical - base)) -gt "$BUDGET" ]; then over=1; fi
+done
+if [ "$over" -ne 0 ]; then
+  echo "the breaker's typical use grew past the $BUDGET-byte budget"
+  exit 1
+fi
+
+say "examples/firmware-sensor: the one-command QEMU example"
+for target in thumbv7m-none-eabi thumbv6m-none-eabi; do
+  (cd "$ROOT/examples/firmware-sensor" &&
+    CARGO_TARGET_DIR="$ROOT/examples/firmware-sensor/target" cargo build -q --release --target "$target" &&
+    CARGO_TARGET_DIR="$ROOT/examples/firmware-sensor/target" timeout 120 cargo run -q --release --target "$target" | tail -n 3)
+done
+
+say "firmware: all green"
