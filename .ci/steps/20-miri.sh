@@ -2,7 +2,8 @@
 # miri: the library's unit tests and the single-threaded and static-breaker scenario tests, on
 # x86_64 and on powerpc-unknown-linux-gnu (32-bit, big-endian, no native 64-bit atomics, so the
 # state word goes through portable-atomic's fallback). Stress and property tests are left out:
-# far too slow under miri. About 6 minutes from scratch on 2 cores, under 2 minutes when cached.
+# far too slow under miri. About 6 to 7 minutes from scratch on a busy 2-core machine (plus the
+# nightly download), about 1 minute when cached.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
