@@ -80,7 +80,12 @@ pub struct EventQueue<const N: usize> {
 impl<const N: usize> EventQueue<N> {
     /// An empty queue; `const`, so it can initialise a `static`.
     ///
-    /// A capacity that is not a power of two, or below 2, is a compile-time error.
+    /// A capacity that is not a power of two, or below 2, is a compile-time error:
+    ///
+    /// ```compile_fail
+    /// use atomic_breaker::EventQueue;
+    /// static EVENTS: EventQueue<12> = EventQueue::new();
+    /// ```
     pub const fn new() -> Self {
         EventQueue {
             // Deprecated upstream for the progress caveats the module docs spell out.
