@@ -11,14 +11,29 @@
 //! are kept in numbered slots, so a permit taken in the setup can be reported by a thread (a late
 //! result) or handed back to the teardown. Every loom execution is then checked three ways:
 //!
-//! 1. **Linearizability.** There must be an order of the threads' acts, each thread's in program
-//!    order, in which the pure state machine ([`transition`]) gives every act the result the real
-//!    breaker gave it, ends on the same state word, and emits the same events (as a multiset).
-//!    Every operation of the breaker is one CAS, so this is exactly "consistent with some
-//!    sequential order".
+//! 1. **The scenario's own invariant**, stated in its test (one trip, one winner, never more
+//!    trials than slots, a late report dropped, ...). Checked first: its message is the most
+//!    specific.
 //! 2. **Events are the changes.** The `StateChange` events, in some order, form one chain from
 //!    Closed to the final state: each change is reported once, none is invented.
-//! 3. **The scenario's own invariant**, stated in its test (one trip, one winner, ...).
+//! 3. **Linearizability.** There must be an order of the threads' acts, each thread's in program
+//!    order, in which the pure state machine ([`transition`]) gives every act the result the real
+//!    breaker gave it, ends on the same state word, and emits the same events (as a multiset).
+//!    Each operation of the breaker takes effect at one atomic step on the state word (its CAS,
+//!    or the load after which it decides to write nothing), so this is exactly "consistent with
+//!    some sequential order". It needs no per-scenario reasoning, and it catches lost updates
+//!    that the scenario's invariant does not look at.
+//!
+//! Two more checks run inside the threads: trial permits held at once never exceed
+//! `half_open_max_calls` ([`Scenario::trial_cap`]), and an [`Act::Run`] step between admission and
+//! report gives loom a point to switch threads while a permit is held, as a real call would.
+//!
+//! The listener table has hand-written checks at the end: a runtime `add` racing an event, two
+//! `add`s racing one, and a `remove` plus re-`add` into the same slot racing a dispatch. The table
+//! only ever stores null or a valid `fn` pointer, so a garbage pointer cannot be read; what the
+//! checks pin down is that a dispatch pairs a slot's pointer with its sequence number (never
+//! calls one listener twice, or two listeners from one slot), that a listener added before its
+//! own thread's next event always gets it, and that add order is call order.
 //!
 //! # Counting events inside loom
 //! Listeners are `fn` pointers, so they record into `static`s. loom runs an iteration's threads
@@ -53,7 +68,8 @@ use crate::{
 
 // ------------------------------------------------------------------------------ instrumentation
 
-/// One entry per test; a test uses the index `K` no other test uses.
+/// One entry per test. Each test passes its own index `K` (tests run in parallel, so two tests
+/// sharing an index would mix their logs).
 const TESTS: usize = 32;
 
 /// Events seen by listeners, as (listener, event), per test.
@@ -165,7 +181,7 @@ enum Act {
     /// Report the permit in slot `i`, if there is one.
     Report(usize, Outcome),
     /// Drop the permit in slot `i` unreported, if there is one.
-    Drop(usize),
+    Abandon(usize),
     Open,
     Close,
     HalfOpen,
@@ -181,7 +197,7 @@ enum Act {
     Run,
 }
 
-use Act::{Allow, Drop, Report};
+use Act::{Abandon, Allow, Report};
 use Outcome::{Failure as F, Ignored as I, Success as S};
 
 /// What an act returned.
@@ -197,7 +213,7 @@ enum Obs {
     Recorded(Recorded),
     /// The return value of a management operation: whether the state changed.
     Changed(bool),
-    /// `Report` or `Drop` on an empty slot: nothing was done.
+    /// `Report` or `Abandon` on an empty slot: nothing was done.
     NoPermit,
     Done,
 }
@@ -301,7 +317,7 @@ fn exec<const K: usize>(
             }
             None => Obs::NoPermit,
         },
-        Drop(i) => match slots[i].take() {
+        Abandon(i) => match slots[i].take() {
             Some(p) => {
                 give_back(&p);
                 drop(p);
@@ -334,7 +350,7 @@ fn slots_of(script: &[Act]) -> Vec<usize> {
     let mut v: Vec<usize> = script
         .iter()
         .filter_map(|a| match *a {
-            Allow(i) | Report(i, _) | Drop(i) => Some(i),
+            Allow(i) | Report(i, _) | Abandon(i) => Some(i),
             _ => None,
         })
         .collect();
@@ -425,7 +441,7 @@ fn check<const K: usize>(
             .map(|&a| exec::<K>(b, &mut slots, a, s.trial_cap))
             .collect();
         for i in 0..SLOTS {
-            exec::<K>(b, &mut slots, Drop(i), s.trial_cap);
+            exec::<K>(b, &mut slots, Abandon(i), s.trial_cap);
         }
         let run = Run {
             setup,
@@ -545,7 +561,7 @@ impl Model {
                     _ => Recorded::Dropped,
                 })
             }
-            Drop(i) => {
+            Abandon(i) => {
                 let Some((gen, trial)) = self.slots[i].take() else {
                     return Obs::NoPermit;
                 };
@@ -604,7 +620,7 @@ fn assert_linearizable(s: &Scenario, run: &Run, real_word: &str) {
             }
         }
         for i in 0..SLOTS {
-            m.step(Drop(i), p);
+            m.step(Abandon(i), p);
         }
         format!("{:?}", m.w) == real_word && sorted_events(&m.events) == real_events
     };
@@ -908,7 +924,7 @@ fn trial_slots_churn_two_threads_max_1() {
 fn trial_slots_churn_three_threads_max_1() {
     check::<10>(
         "trial_slots_churn_three_threads_max_1",
-        trial_slots(3, 1, |i| vec![Allow(i), Act::Run, Drop(i)]),
+        trial_slots(3, 1, |i| vec![Allow(i), Act::Run, Abandon(i)]),
         churn,
     );
 }
@@ -918,7 +934,7 @@ fn trial_slots_churn_three_threads_max_2() {
     check::<11>(
         "trial_slots_churn_three_threads_max_2",
         trial_slots(3, 2, |i| {
-            let give_back = if i == 0 { Drop(i) } else { Report(i, I) };
+            let give_back = if i == 0 { Abandon(i) } else { Report(i, I) };
             vec![Allow(i), Act::Run, give_back]
         }),
         churn,
