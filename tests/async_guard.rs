@@ -442,6 +442,21 @@ fn a_panic_in_the_inner_future_counts_as_a_failure() {
 }
 
 #[test]
+fn debug_shows_the_breaker_and_the_stage() {
+    let clock = ManualClock::new();
+    let b = breaker(&clock);
+    let mut fut = pin!(b.guard(countdown(1, Ok::<u32, &str>(1))));
+    let shown = format!("{fut:?}");
+    assert!(
+        shown.contains("\"svc\"") && shown.contains("waiting"),
+        "{shown}"
+    );
+    assert_eq!(poll_once(fut.as_mut()), Poll::Pending);
+    assert!(format!("{fut:?}").contains("running"));
+    assert!(format!("{:?}", b.call_async(|| ok(1))).contains("waiting"));
+}
+
+#[test]
 #[should_panic(expected = "polled after completion")]
 fn polling_after_completion_panics() {
     let clock = ManualClock::new();

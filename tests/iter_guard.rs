@@ -326,3 +326,14 @@ fn a_panic_in_a_run_counts_as_its_failure() {
     drop(run);
     assert_eq!(b.fail_counter(), 1);
 }
+
+#[test]
+fn into_inner_gives_back_the_items_not_pulled() {
+    let clock = ManualClock::new();
+    let b = breaker(&clock);
+    let mut it = b.guard_iter([Ok::<_, &str>(1), Ok(2), Ok(3)]);
+    assert_eq!(it.next(), Some(Ok(1)));
+    assert_eq!(it.into_inner().collect::<Vec<_>>(), [Ok(2), Ok(3)]);
+    let it = b.guard_iter_run([Ok::<_, &str>(1)]);
+    assert!(format!("{it:?}").contains("Idle"));
+}
