@@ -5,6 +5,7 @@
 //! time only in paused mode.
 
 use std::future::Future;
+#[cfg(feature = "std")]
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use atomic_breaker::{
     CallAsync, CircuitBreaker, Config, DefaultClassifier, Error, Guarded, ManualClock, Outcome,
-    State, StdClock,
+    State,
 };
 use futures::executor::block_on;
 
@@ -126,10 +127,16 @@ where
     K: FnOnce(&Result<u8, u8>) -> Outcome + Send,
 {
     fn is_send<T: Send>() {}
-    is_send::<CallAsync<'static, StdClock, 4, F, Fut, DefaultClassifier<u8, u8>>>();
+    is_send::<CallAsync<'static, ManualClock, 4, F, Fut, DefaultClassifier<u8, u8>>>();
     is_send::<CallAsync<'static, &'static ManualClock, 2, F, Fut, K>>();
-    is_send::<Guarded<'static, StdClock, 4, Fut, DefaultClassifier<u8, u8>>>();
+    is_send::<Guarded<'static, ManualClock, 4, Fut, DefaultClassifier<u8, u8>>>();
     is_send::<Guarded<'static, &'static ManualClock, 8, Fut, K>>();
+    #[cfg(feature = "std")]
+    {
+        use atomic_breaker::StdClock;
+        is_send::<CallAsync<'static, StdClock, 4, F, Fut, DefaultClassifier<u8, u8>>>();
+        is_send::<Guarded<'static, StdClock, 4, Fut, DefaultClassifier<u8, u8>>>();
+    }
 }
 
 fn assert_send<T: Send>(t: T) -> T {
@@ -418,6 +425,8 @@ fn a_call_admitted_before_a_trip_cannot_close_the_half_open_breaker() {
 
 // ------------------------------------------------------------------ panics
 
+/// With `std`, a permit dropped during a panic counts a failure.
+#[cfg(feature = "std")]
 #[test]
 fn a_panic_in_the_inner_future_counts_as_a_failure() {
     let clock = ManualClock::new();
@@ -454,6 +463,27 @@ fn debug_shows_the_breaker_and_the_stage() {
     assert_eq!(poll_once(fut.as_mut()), Poll::Pending);
     assert!(format!("{fut:?}").contains("running"));
     assert!(format!("{:?}", b.call_async(|| ok(1))).contains("waiting"));
+}
+
+/// Without `std` there is no way to tell a panic from a cancellation: the permit only gives
+/// back its trial slot.
+#[cfg(not(feature = "std"))]
+#[test]
+fn without_std_a_panic_in_the_inner_future_only_frees_the_trial_slot() {
+    let clock = ManualClock::new();
+    let b = breaker(&clock);
+    ready_for_trial(&b, &clock);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        block_on(b.call_async(|| async {
+            countdown(1, ()).await;
+            panic!("boom");
+            #[allow(unreachable_code)]
+            Ok::<u32, &str>(1)
+        }))
+    }));
+    assert!(r.is_err());
+    assert_eq!(b.state(), State::HalfOpen);
+    assert_eq!(b.trial_calls(), 0);
 }
 
 #[test]
@@ -562,6 +592,8 @@ async fn tokio_multi_thread_static_breaker_shared_by_spawned_tasks() {
     assert_eq!(MT.state(), State::Closed);
 }
 
+/// With `std`, a permit dropped during a panic counts a failure.
+#[cfg(feature = "std")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_task_counts_a_failure_like_a_panicking_call() {
     static CLOCK: ManualClock = ManualClock::new();
