@@ -101,7 +101,8 @@ fn ours_open<C: Clock>(clock: C) -> CircuitBreaker<C> {
     b
 }
 
-/// failsafe with the consecutive-failures policy (5 failures, exponential backoff 10 s .. 60 s).
+/// failsafe with the consecutive-failures policy: `n` failures trip it, `backoff` gives the
+/// open periods.
 fn failsafe_consecutive(
     n: u32,
     backoff: impl Iterator<Item = Duration> + Clone + Send + Sync,
@@ -111,6 +112,7 @@ fn failsafe_consecutive(
         .build()
 }
 
+/// The closed-path peer: 5 consecutive failures, exponential backoff 10 s .. 60 s.
 fn failsafe_exp() -> impl failsafe::CircuitBreaker + Sync {
     failsafe_consecutive(
         5,
