@@ -171,10 +171,13 @@ impl<const N: usize> Listeners<N> {
             if slot.seq.load(Ordering::Relaxed) != seq || f.is_null() {
                 continue;
             }
-            found[n] = (seq, f);
-            n += 1;
+            // `n < N` always holds (one entry per slot); `get_mut` keeps a panic path out anyway.
+            if let Some(cell) = found.get_mut(n) {
+                *cell = (seq, f);
+                n += 1;
+            }
         }
-        let found = &mut found[..n];
+        let found = &mut found[..n.min(N)];
         found.sort_unstable_by_key(|&(seq, _)| seq);
         let mut panics = 0;
         for &(_, f) in found.iter() {
