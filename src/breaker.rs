@@ -21,7 +21,9 @@ use crate::config::{self, duration_ms, Config, ConfigError};
 use crate::error::Rejected;
 use crate::event::{Event, EventKind, Listener};
 use crate::listeners::{ListenerId, ListenerTableFull, Listeners};
-use crate::machine::{transition, Effect, Env, Op, Params, Step};
+use crate::machine::{
+    closed_admit, closed_success_is_noop, transition, Effect, Env, Op, Params, Step,
+};
 use crate::permit::{Permit, Recorded};
 use crate::snapshot::Snapshot;
 use crate::state::{Outcome, State};
@@ -141,6 +143,17 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// table's length.
     #[inline]
     pub fn allow(&self) -> Result<Permit<'_, C, L>, Rejected> {
+        // The closed path inline: one load and a compare (see `machine::closed_admit`).
+        if let Some(gen) = closed_admit(self.load()) {
+            self.emit(EventKind::BeforeCall);
+            return Ok(Permit::new(self, gen, false));
+        }
+        self.allow_slow()
+    }
+
+    /// Every other state, through the machine and the CAS helper.
+    #[inline(never)]
+    fn allow_slow(&self) -> Result<Permit<'_, C, L>, Rejected> {
         let (old, step, now) = self.apply(Op::Acquire);
         match step.effect {
             Effect::Admitted { gen, trial } => {
@@ -199,7 +212,20 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     }
 
     /// Reports the outcome of a call admitted in generation `gen`; used by [`Permit`].
+    #[inline]
     pub(crate) fn finish(&self, gen: u8, outcome: Outcome) -> Recorded {
+        // The closed path inline: a success with nothing to reset is one load and a compare
+        // (see `machine::closed_success_is_noop`).
+        if outcome == Outcome::Success && closed_success_is_noop(self.load(), gen) {
+            self.emit(EventKind::Success);
+            return Recorded::Counted;
+        }
+        self.finish_slow(gen, outcome)
+    }
+
+    /// Every other report, through the machine and the CAS helper.
+    #[inline(never)]
+    fn finish_slow(&self, gen: u8, outcome: Outcome) -> Recorded {
         let (old, step, now) = self.apply(Op::Report { gen, outcome });
         self.emit(match outcome {
             Outcome::Success => EventKind::Success,

@@ -133,6 +133,26 @@ pub(crate) fn transition(w: Word, op: Op, env: &impl Env) -> Step {
     }
 }
 
+/// The closed path of [`Op::Acquire`], without the machine: `Some(gen)` when `w` admits a
+/// non-trial call writing nothing (what `transition` decides for Closed). The breaker's `allow`
+/// takes this branch before calling [`transition`]; `fast_paths_agree_with_transition` pins the
+/// two together.
+#[inline]
+pub(crate) fn closed_admit(w: Word) -> Option<u8> {
+    if w.state() == State::Closed {
+        Some(w.generation())
+    } else {
+        None
+    }
+}
+
+/// The closed path of a success report, without the machine: `true` when reporting
+/// [`Outcome::Success`] for generation `gen` on `w` counts and writes nothing.
+#[inline]
+pub(crate) fn closed_success_is_noop(w: Word, gen: u8) -> bool {
+    w.state() == State::Closed && w.generation() == gen && w.count() == 0
+}
+
 fn acquire(w: Word, env: &impl Env) -> Step {
     match w.state() {
         // The closed path: no clock, no configuration, no write.
@@ -420,6 +440,66 @@ mod tests {
             &Untouchable,
         );
         assert_eq!(s.next, None);
+    }
+
+    #[test]
+    fn fast_paths_agree_with_transition() {
+        // Every state, generation and count, with the other fields set to awkward values.
+        let mut checked_fast = 0;
+        for state in [
+            State::Closed,
+            State::Open,
+            State::HalfOpen,
+            State::ForcedOpen,
+            State::Disabled,
+        ] {
+            for gen in 0..GENERATIONS as u8 {
+                for count in [0, 1, 2, 126, 127] {
+                    let mut w = Word::INITIAL;
+                    for _ in 0..gen {
+                        w = w.next_generation();
+                    }
+                    let w = w
+                        .with_state(state)
+                        .with_count(count)
+                        .with_in_flight(if state == State::HalfOpen { 1 } else { 0 })
+                        .with_until(5_000);
+                    let e = env(1_000);
+                    if let Some(g) = closed_admit(w) {
+                        checked_fast += 1;
+                        assert_eq!(
+                            transition(w, Op::Acquire, &e),
+                            stay(Effect::Admitted {
+                                gen: g,
+                                trial: false
+                            }),
+                            "{w:?}"
+                        );
+                    } else {
+                        assert_ne!(w.state(), State::Closed);
+                    }
+                    for report_gen in [gen, gen.wrapping_add(1) % GENERATIONS as u8] {
+                        let op = Op::Report {
+                            gen: report_gen,
+                            outcome: Outcome::Success,
+                        };
+                        let s = transition(w, op, &e);
+                        if closed_success_is_noop(w, report_gen) {
+                            checked_fast += 1;
+                            let counted = Effect::Recorded {
+                                tripped: false,
+                                closed: false,
+                            };
+                            assert_eq!(s, stay(counted), "{w:?}");
+                        } else if state == State::Closed && report_gen == gen {
+                            // The slow path is taken exactly when the machine writes.
+                            assert!(s.next.is_some(), "{w:?}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked_fast > 0);
     }
 
     #[test]

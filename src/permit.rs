@@ -19,7 +19,6 @@ pub struct Permit<'a, C: Clock, const L: usize> {
     breaker: &'a CircuitBreaker<C, L>,
     gen: u8,
     trial: bool,
-    done: bool,
 }
 
 /// What the breaker did with a report.
@@ -37,12 +36,12 @@ pub enum Recorded {
 }
 
 impl<'a, C: Clock, const L: usize> Permit<'a, C, L> {
+    #[inline]
     pub(crate) fn new(breaker: &'a CircuitBreaker<C, L>, gen: u8, trial: bool) -> Self {
         Permit {
             breaker,
             gen,
             trial,
-            done: false,
         }
     }
 
@@ -52,6 +51,7 @@ impl<'a, C: Clock, const L: usize> Permit<'a, C, L> {
     }
 
     /// The call succeeded.
+    #[inline]
     pub fn success(self) -> Recorded {
         self.report(Outcome::Success)
     }
@@ -67,17 +67,17 @@ impl<'a, C: Clock, const L: usize> Permit<'a, C, L> {
     }
 
     /// Reports `outcome`.
-    pub fn report(mut self, outcome: Outcome) -> Recorded {
-        self.done = true;
-        self.breaker.finish(self.gen, outcome)
+    #[inline]
+    pub fn report(self, outcome: Outcome) -> Recorded {
+        let (breaker, gen) = (self.breaker, self.gen);
+        core::mem::forget(self);
+        breaker.finish(gen, outcome)
     }
 }
 
 impl<C: Clock, const L: usize> Drop for Permit<'_, C, L> {
+    /// Runs only for a permit dropped unreported: `report` forgets the permit.
     fn drop(&mut self) {
-        if self.done {
-            return;
-        }
         #[cfg(feature = "std")]
         if std::thread::panicking() {
             let _ = self.breaker.finish(self.gen, Outcome::Failure);
