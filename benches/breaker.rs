@@ -9,8 +9,9 @@
 //! threads arrive together just after the open period (the half-open herd) and prints a table.
 //!
 //! Groups:
-//! - `closed_path`: `allow()` + `success()`, `call(|| Ok(..))`, and the same with one listener,
-//!   against an `Acquire` load of an `AtomicU64` plus a compare.
+//! - `closed_path`: `allow()` + `success()`, `call(|| Ok(..))`, the same without a listener
+//!   table (`L = 0`) and with one listener, against an `Acquire` load of an `AtomicU64` plus a
+//!   compare.
 //! - `open_path`: rejection of an Open breaker (which reads the clock), ours and the peers'.
 //! - `half_open_claim`: claiming a trial slot in HalfOpen and giving it back (two CASes).
 //! - `two_threads`: the closed path from one thread and from two threads sharing one breaker;
@@ -89,6 +90,11 @@ fn ours_closed() -> CircuitBreaker<ManualClock> {
     CircuitBreaker::new("bench", Config::new(), ManualClock::new())
 }
 
+/// Ours without a listener table (`L = 0`): the listener checks compile out.
+fn ours_closed_no_table() -> CircuitBreaker<ManualClock, 0> {
+    CircuitBreaker::new("bench", Config::new(), ManualClock::new())
+}
+
 /// Ours, tripped for an hour on a clock `C`.
 fn ours_open<C: Clock>(clock: C) -> CircuitBreaker<C> {
     let b = CircuitBreaker::new(
@@ -136,12 +142,17 @@ fn closed_path(c: &mut Criterion) {
     configure(&mut g);
     let word = AtomicU64::new(0);
     let b = ours_closed();
+    let bare = ours_closed_no_table();
     let with_listener = ours_closed();
     with_listener.add_listener(noop_listener).unwrap();
 
     g.bench_function("baseline_atomic_load", |i| i.iter(|| baseline(&word)));
     g.bench_function("ours_allow_success", |i| i.iter(|| ours_allow_success(&b)));
     g.bench_function("ours_call", |i| i.iter(|| ours_call(&b)));
+    g.bench_function("ours_allow_success_no_table", |i| {
+        i.iter(|| ours_allow_success(&bare))
+    });
+    g.bench_function("ours_call_no_table", |i| i.iter(|| ours_call(&bare)));
     g.bench_function("ours_allow_success_1_listener", |i| {
         i.iter(|| ours_allow_success(&with_listener))
     });
@@ -150,6 +161,7 @@ fn closed_path(c: &mut Criterion) {
     });
     g.finish();
     assert_eq!(b.state(), State::Closed);
+    assert_eq!(bare.state(), State::Closed);
     assert_eq!(with_listener.state(), State::Closed);
 }
 

@@ -145,8 +145,8 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     pub fn allow(&self) -> Result<Permit<'_, C, L>, Rejected> {
         // The closed path inline: one load and a compare (see `machine::closed_admit`).
         if let Some(gen) = closed_admit(self.load()) {
-            self.emit(EventKind::BeforeCall);
-            return Ok(Permit::new(self, gen, false));
+            let observed = self.emit(EventKind::BeforeCall);
+            return Ok(Permit::new(self, gen, false, observed));
         }
         self.allow_slow()
     }
@@ -158,8 +158,8 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         match step.effect {
             Effect::Admitted { gen, trial } => {
                 self.after_change(old, &step, now);
-                self.emit(EventKind::BeforeCall);
-                Ok(Permit::new(self, gen, trial))
+                let observed = self.emit(EventKind::BeforeCall);
+                Ok(Permit::new(self, gen, trial, observed))
             }
             Effect::Rejected { retry_after_ms } => {
                 let rejected = Rejected {
@@ -187,6 +187,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// A rejected call returns [`Error::Rejected`](crate::Error::Rejected) without running `f`;
     /// an executed failure returns [`Error::Failed`](crate::Error::Failed) with the caller's
     /// error and whether this call tripped the breaker.
+    #[inline]
     pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, crate::Error<E>> {
         self.call_with(Outcome::of, f)
     }
@@ -197,6 +198,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// that say nothing about the dependency's health, or [`Outcome::Success`] for PyBreaker's
     /// exact behaviour (an excluded error resets the failure count). The caller's `Err` is
     /// returned either way.
+    #[inline]
     pub fn call_with<T, E>(
         &self,
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
@@ -213,25 +215,31 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
 
     /// Reports the outcome of a call admitted in generation `gen`; used by [`Permit`].
     #[inline]
-    pub(crate) fn finish(&self, gen: u8, outcome: Outcome) -> Recorded {
+    /// `observed` says whether a listener was registered at admission; if not, the outcome
+    /// event is not dispatched.
+    pub(crate) fn finish(&self, gen: u8, outcome: Outcome, observed: bool) -> Recorded {
         // The closed path inline: a success with nothing to reset is one load and a compare
         // (see `machine::closed_success_is_noop`).
         if outcome == Outcome::Success && closed_success_is_noop(self.load(), gen) {
-            self.emit(EventKind::Success);
+            if observed {
+                self.emit(EventKind::Success);
+            }
             return Recorded::Counted;
         }
-        self.finish_slow(gen, outcome)
+        self.finish_slow(gen, outcome, observed)
     }
 
     /// Every other report, through the machine and the CAS helper.
     #[inline(never)]
-    fn finish_slow(&self, gen: u8, outcome: Outcome) -> Recorded {
+    fn finish_slow(&self, gen: u8, outcome: Outcome, observed: bool) -> Recorded {
         let (old, step, now) = self.apply(Op::Report { gen, outcome });
-        self.emit(match outcome {
-            Outcome::Success => EventKind::Success,
-            Outcome::Failure => EventKind::Failure,
-            Outcome::Ignored => EventKind::Ignored,
-        });
+        if observed {
+            self.emit(match outcome {
+                Outcome::Success => EventKind::Success,
+                Outcome::Failure => EventKind::Failure,
+                Outcome::Ignored => EventKind::Ignored,
+            });
+        }
         self.after_change(old, &step, now);
         match step.effect {
             Effect::Recorded { tripped: true, .. } => Recorded::Tripped,
@@ -255,8 +263,9 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         self.manage(Op::Open)
     }
 
-    /// Closes the breaker and resets every counter; releases ForcedOpen and Disabled. A no-op
-    /// without an event when already Closed.
+    /// Closes the breaker and resets every counter; releases ForcedOpen and Disabled. On a
+    /// breaker already Closed it clears the failure count (as PyBreaker's `close()` does) without
+    /// an event. Returns whether the state changed.
     pub fn close(&self) -> bool {
         self.manage(Op::Close)
     }
@@ -528,11 +537,19 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         }
     }
 
+    /// Dispatches `kind` to the listeners; returns whether there were any to dispatch to.
     #[inline]
-    fn emit(&self, kind: EventKind) {
+    fn emit(&self, kind: EventKind) -> bool {
         if self.listeners.is_empty() {
-            return;
+            return false;
         }
+        self.dispatch(kind);
+        true
+    }
+
+    /// The listener calls, out of line: the hot paths keep only the emptiness check.
+    #[inline(never)]
+    fn dispatch(&self, kind: EventKind) {
         let panics = self.listeners.dispatch(&Event {
             name: self.name,
             kind,

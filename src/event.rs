@@ -10,6 +10,12 @@ use crate::state::State;
 /// outside any lock. They may call back into the breaker. With `std`, a listener that panics is
 /// caught and counted ([`listener_panics`](crate::CircuitBreaker::listener_panics)); the breaker
 /// state is already final when listeners run, so a panic cannot leave it wrong.
+///
+/// The outcome events of a call (`Success`, `Failure`, `Ignored`) are dispatched only if some
+/// listener was registered when the call was admitted: a listener added while a call runs sees
+/// neither its `BeforeCall` nor its outcome, so it never sees an outcome without its start. This
+/// is what keeps the closed-path report free of a second listener-table load. An outcome is
+/// reported to listeners even when the breaker drops it (a permit from an earlier generation).
 pub type Listener = fn(&Event);
 
 /// Something that happened to a breaker.
@@ -27,7 +33,8 @@ pub struct Event {
 pub enum EventKind {
     /// A call was admitted and is about to run (PyBreaker's `before_call`).
     BeforeCall,
-    /// An admitted call succeeded.
+    /// An admitted call succeeded. Fired even if the report was dropped because the call was
+    /// admitted in an earlier generation.
     Success,
     /// An admitted call failed. If it tripped the breaker, a `StateChange` follows.
     Failure,

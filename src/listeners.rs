@@ -150,9 +150,10 @@ impl<const N: usize> Listeners<N> {
     }
 
     /// Whether there is any listener, in one load: the hot path's only cost when there is none.
+    /// A table of capacity 0 is always empty, and the check compiles to nothing.
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.len.load(Ordering::Acquire) == 0
+        N == 0 || self.len.load(Ordering::Acquire) == 0
     }
 
     /// Calls every listener, in the order they were added. Returns how many panicked (always 0

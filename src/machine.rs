@@ -42,7 +42,7 @@ pub(crate) enum Op {
     Release { gen: u8 },
     /// Manual `open()`: open for one (backed-off) period; no-op when already Open.
     Open,
-    /// Manual `close()`; no-op when already Closed.
+    /// Manual `close()`; when already Closed it only clears the failure count.
     Close,
     /// Manual `half_open()`; no-op when already HalfOpen.
     HalfOpen,
@@ -108,9 +108,12 @@ pub(crate) fn transition(w: Word, op: Op, env: &impl Env) -> Step {
             if w.state() == State::Open {
                 return stay(Effect::Unchanged);
             }
-            let level = match w.state() {
-                State::HalfOpen | State::ForcedOpen => w.level(),
-                _ => 0,
+            // A manual open from HalfOpen keeps the backoff level, as a failed trial would;
+            // from the other states it starts at 0 (ForcedOpen and Disabled already reset it).
+            let level = if w.state() == State::HalfOpen {
+                w.level()
+            } else {
+                0
             };
             go(open_word(w, 0, level, env), Effect::Changed)
         }
@@ -290,6 +293,11 @@ fn report(w: Word, gen: u8, outcome: Outcome, env: &impl Env) -> Step {
 /// A management move to `to`, which resets every counter; a no-op when already there.
 fn manual(w: Word, to: State, env: &impl Env) -> Step {
     if w.state() == to {
+        // `close()` on a Closed breaker still clears the failure count (as PyBreaker's does),
+        // in place: same generation, so calls in flight still count; no state change, no event.
+        if to == State::Closed && w.count() != 0 {
+            return go(w.with_count(0), Effect::Unchanged);
+        }
         return stay(Effect::Unchanged);
     }
     let next = reset(w, to);

@@ -19,6 +19,9 @@ pub struct Permit<'a, C: Clock, const L: usize> {
     breaker: &'a CircuitBreaker<C, L>,
     gen: u8,
     trial: bool,
+    /// Whether any listener was registered at admission: if not, the outcome event is not
+    /// dispatched, which saves the report a load of the listener table on the closed path.
+    observed: bool,
 }
 
 /// What the breaker did with a report.
@@ -37,11 +40,17 @@ pub enum Recorded {
 
 impl<'a, C: Clock, const L: usize> Permit<'a, C, L> {
     #[inline]
-    pub(crate) fn new(breaker: &'a CircuitBreaker<C, L>, gen: u8, trial: bool) -> Self {
+    pub(crate) fn new(
+        breaker: &'a CircuitBreaker<C, L>,
+        gen: u8,
+        trial: bool,
+        observed: bool,
+    ) -> Self {
         Permit {
             breaker,
             gen,
             trial,
+            observed,
         }
     }
 
@@ -69,9 +78,9 @@ impl<'a, C: Clock, const L: usize> Permit<'a, C, L> {
     /// Reports `outcome`.
     #[inline]
     pub fn report(self, outcome: Outcome) -> Recorded {
-        let (breaker, gen) = (self.breaker, self.gen);
+        let (breaker, gen, observed) = (self.breaker, self.gen, self.observed);
         core::mem::forget(self);
-        breaker.finish(gen, outcome)
+        breaker.finish(gen, outcome, observed)
     }
 }
 
@@ -80,7 +89,9 @@ impl<C: Clock, const L: usize> Drop for Permit<'_, C, L> {
     fn drop(&mut self) {
         #[cfg(feature = "std")]
         if std::thread::panicking() {
-            let _ = self.breaker.finish(self.gen, Outcome::Failure);
+            let _ = self
+                .breaker
+                .finish(self.gen, Outcome::Failure, self.observed);
             return;
         }
         if self.trial {

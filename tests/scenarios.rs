@@ -425,17 +425,27 @@ fn open_on_an_open_breaker_does_not_extend_it_and_fires_nothing() {
 }
 
 #[test]
-fn close_on_a_closed_breaker_fires_nothing() {
+fn close_on_a_closed_breaker_fires_nothing_but_clears_the_count() {
     let clock = ManualClock::new();
-    let name = "close_on_a_closed_breaker_fires_nothing";
+    let name = "close_on_a_closed_breaker_fires_nothing_but_clears_the_count";
     let b = breaker(name, Config::new().fail_max(3), &clock);
     fail(&b).unwrap_err();
+    fail(&b).unwrap_err();
     take_events(name);
+    // Like PyBreaker's close(), it clears the failure count; no state change, so no event.
     assert!(!b.close());
     assert_eq!(b.state(), State::Closed);
-    // Documented as a no-op: the failure count stays.
-    assert_eq!(b.fail_counter(), 1);
+    assert_eq!(b.fail_counter(), 0);
     assert_eq!(take_events(name), []);
+    // So the next two failures do not trip (three would be needed).
+    fail(&b).unwrap_err();
+    assert!(!fail(&b).unwrap_err().tripped());
+    assert_eq!(b.state(), State::Closed);
+    take_events(name);
+    // With nothing to clear it is a plain no-op.
+    assert!(!b.close());
+    assert!(!b.close());
+    assert_eq!(b.fail_counter(), 0);
     // The other management moves are no-ops in their own state too.
     assert!(b.half_open());
     assert!(!b.half_open());
@@ -1158,6 +1168,48 @@ fn listeners_run_in_insertion_order_even_after_slot_reuse() {
     succeed_n(&b);
     assert_eq!(take_order(name), "acbacb");
     assert!(b.remove_listener(id_b2));
+}
+
+#[test]
+fn outcome_events_go_only_to_calls_admitted_while_a_listener_was_registered() {
+    let clock = ManualClock::new();
+    let name = "outcome_events_go_only_to_calls_admitted_while_a_listener_was_registered";
+    let b: CircuitBreaker<&ManualClock, 2> =
+        CircuitBreaker::new(name, Config::new().fail_max(1), &clock);
+
+    // Admitted with no listener: a listener added mid-call sees neither start nor outcome...
+    let permit = b.allow().unwrap();
+    let id = b.add_listener(listener_a).unwrap();
+    assert_eq!(permit.success(), Recorded::Counted);
+    assert_eq!(take_order(name), "");
+    // ...but it does see the state change a report makes.
+    let permit = {
+        b.remove_listener(id);
+        let p = b.allow().unwrap();
+        b.add_listener(listener_a).unwrap();
+        p
+    };
+    assert_eq!(permit.failure(), Recorded::Tripped);
+    assert_eq!(take_order(name), "a", "the Closed -> Open change only");
+
+    // Admitted while a listener was registered: start and outcome both arrive.
+    b.close();
+    take_order(name);
+    let permit = b.allow().unwrap();
+    assert_eq!(take_order(name), "a");
+    assert_eq!(permit.success(), Recorded::Counted);
+    assert_eq!(take_order(name), "a");
+
+    // A breaker without a listener table (L = 0) works and refuses listeners.
+    let bare: CircuitBreaker<&ManualClock, 0> =
+        CircuitBreaker::new("bare", Config::new().fail_max(1), &clock);
+    assert_eq!(
+        bare.add_listener(listener_a),
+        Err(ListenerTableFull { capacity: 0 })
+    );
+    assert_eq!(bare.call(|| Ok::<_, ()>(1)), Ok(1));
+    assert!(bare.call(|| Err::<(), _>(())).unwrap_err().tripped());
+    assert!(bare.allow().is_err());
 }
 
 fn succeed_n<const L: usize>(b: &CircuitBreaker<&ManualClock, L>) {

@@ -99,6 +99,7 @@ branches! {
     OpenWhenOpen => "open when open",
     ManualOpenKeepsTheBackoffLevel => "manual open keeps the backoff level",
     ManualNoOp => "manual no-op",
+    CloseClearsTheCount => "close clears the count",
     ManualMove => "manual move",
     TripForRefused => "trip_for refused",
     TripForWhenOpen => "trip_for when open",
@@ -576,6 +577,12 @@ impl Model {
     }
 
     pub fn close(&mut self) -> bool {
+        if self.state == State::Closed && self.failures > 0 {
+            self.events.clear();
+            self.hit(Branch::CloseClearsTheCount);
+            self.failures = 0;
+            return false;
+        }
         self.manual(State::Closed)
     }
 
