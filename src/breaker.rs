@@ -165,7 +165,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
                 let rejected = Rejected {
                     name: self.name,
                     state: old.state(),
-                    retry_after: retry_after_ms.map(Duration::from_millis),
+                    retry_after: retry_after_ms.map(config::ms_to_duration),
                 };
                 self.emit(EventKind::Rejected {
                     state: rejected.state,
@@ -322,7 +322,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
 
     /// The open period before backoff.
     pub fn reset_timeout(&self) -> Duration {
-        Duration::from_millis(self.reset_timeout_ms.load(Ordering::Relaxed))
+        config::ms_to_duration(self.reset_timeout_ms.load(Ordering::Relaxed))
     }
 
     /// Changes `reset_timeout` at run time. It applies from the next trip: the deadline of an
@@ -486,7 +486,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     fn retry_after_for(&self, w: Word) -> Option<Duration> {
         if w.state() == State::Open {
             let now = self.clock.now_ms();
-            Some(Duration::from_millis(w.until_remaining(now)))
+            Some(config::ms_to_duration(w.until_remaining(now)))
         } else {
             None
         }
@@ -495,7 +495,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// The one CAS helper. Runs the pure transition until its word is installed or it asks for
     /// no write. Returns the word it decided on, the step, and the clock reading if one was
     /// taken (the same reading is reused across retries: it is the time the operation began).
-    #[inline]
+    #[inline(always)]
     fn apply(&self, op: Op) -> (Word, Step, Option<u64>) {
         let env = BreakerEnv {
             b: self,

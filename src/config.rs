@@ -198,6 +198,23 @@ impl Config {
     }
 }
 
+/// `Duration::from_millis(ms)` without a 64-bit division: long division by 1000 in 16-bit
+/// digits, so 32-bit targets need only a 32-bit divide (Cortex-M0 has none, and the 64-bit
+/// software divide costs about 0.9 KiB of flash).
+pub(crate) const fn ms_to_duration(ms: u64) -> Duration {
+    let mut secs: u64 = 0;
+    let mut rem: u32 = 0;
+    let mut shift = 64;
+    while shift > 0 {
+        shift -= 16;
+        // rem < 1000, so t < 1000 * 2^16 + 2^16 and t / 1000 < 2^16: one 16-bit digit.
+        let t = (rem << 16) | ((ms >> shift) as u32 & 0xFFFF);
+        secs = (secs << 16) | (t / 1000) as u64;
+        rem = t % 1000;
+    }
+    Duration::new(secs, rem * 1_000_000)
+}
+
 /// A duration in whole milliseconds, rounded up, saturating at `u64::MAX`.
 pub(crate) const fn duration_ms(d: Duration) -> u64 {
     let ms = d.as_millis();
@@ -358,6 +375,30 @@ mod tests {
         assert_eq!(duration_ms(Duration::from_micros(1)), 1);
         assert_eq!(duration_ms(Duration::from_micros(1500)), 2);
         assert_eq!(duration_ms(Duration::from_millis(7)), 7);
+    }
+
+    #[test]
+    fn ms_to_duration_matches_from_millis() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let edges = [
+            0,
+            1,
+            999,
+            1_000,
+            1_001,
+            65_535_999,
+            u32::MAX as u64,
+            1 << 40,
+            u64::MAX,
+        ];
+        for ms in edges.into_iter().chain((0..10_000).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x >> (x % 64)
+        })) {
+            assert_eq!(ms_to_duration(ms), Duration::from_millis(ms), "{ms}");
+        }
         assert_eq!(duration_ms(Duration::MAX), u64::MAX);
     }
 }

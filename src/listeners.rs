@@ -106,11 +106,16 @@ impl<const N: usize> Listeners<N> {
     /// Adds `f`; it runs after every listener added before it.
     pub(crate) fn add(&self, f: Listener) -> Result<ListenerId, ListenerTableFull> {
         let full = ListenerTableFull { capacity: N };
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        if seq == EMPTY || seq == BUSY {
-            // Four billion adds: sequence numbers are exhausted; refuse rather than misorder.
+        // Sequence numbers never wrap: after four billion adds they are exhausted and `add`
+        // refuses rather than misorder.
+        let Ok(seq) = self
+            .next_seq
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                (s != BUSY).then_some(s.wrapping_add(1))
+            })
+        else {
             return Err(full);
-        }
+        };
         for (i, slot) in self.slots.iter().enumerate() {
             if slot
                 .seq
@@ -156,32 +161,39 @@ impl<const N: usize> Listeners<N> {
         N == 0 || self.len.load(Ordering::Acquire) == 0
     }
 
-    /// Calls every listener, in the order they were added. Returns how many panicked (always 0
-    /// without `std`, where a panic is not caught).
+    /// Calls every listener registered when the dispatch began, in the order they were added.
+    /// Returns how many panicked (always 0 without `std`, where a panic is not caught).
+    ///
+    /// No buffer and no sort: each round scans the table for the smallest sequence number above
+    /// the last one called, so a dispatch costs `O(N × listeners)` loads and no stack array (it
+    /// is small code, with no panic path, which matters on firmware). Each registration is
+    /// called at most once per event; one added after the dispatch began is not called.
     pub(crate) fn dispatch(&self, event: &Event) -> u32 {
-        let mut found: [(u32, *mut ()); N] = [(0, core::ptr::null_mut()); N];
-        let mut n = 0;
-        for slot in &self.slots {
-            let seq = slot.seq.load(Ordering::Acquire);
-            if seq == EMPTY || seq == BUSY {
-                continue;
-            }
-            let f = slot.f.load(Ordering::Acquire);
-            // The Acquire load of `f` sees at least the BUSY written before any newer pointer,
-            // so an unchanged `seq` means `f` belongs to `seq`.
-            if slot.seq.load(Ordering::Relaxed) != seq || f.is_null() {
-                continue;
-            }
-            // `n < N` always holds (one entry per slot); `get_mut` keeps a panic path out anyway.
-            if let Some(cell) = found.get_mut(n) {
-                *cell = (seq, f);
-                n += 1;
-            }
-        }
-        let found = &mut found[..n.min(N)];
-        found.sort_unstable_by_key(|&(seq, _)| seq);
+        let bound = self.next_seq.load(Ordering::Relaxed);
+        let mut last = EMPTY;
         let mut panics = 0;
-        for &(_, f) in found.iter() {
+        loop {
+            let mut next: Option<(u32, *mut ())> = None;
+            for slot in &self.slots {
+                let seq = slot.seq.load(Ordering::Acquire);
+                if seq == EMPTY || seq == BUSY || seq <= last || seq >= bound {
+                    continue;
+                }
+                if matches!(next, Some((best, _)) if seq >= best) {
+                    continue;
+                }
+                let f = slot.f.load(Ordering::Acquire);
+                // The Acquire load of `f` sees at least the BUSY written before any newer
+                // pointer, so an unchanged `seq` means `f` belongs to `seq`.
+                if slot.seq.load(Ordering::Relaxed) != seq || f.is_null() {
+                    continue;
+                }
+                next = Some((seq, f));
+            }
+            let Some((seq, f)) = next else {
+                return panics;
+            };
+            last = seq;
             // SAFETY: every non-null pointer stored in a slot was produced by `f as *mut ()`
             // from a `Listener` (`fn(&Event)`) in `with` or `add`, and nothing else writes the
             // slots. A function pointer and `*mut ()` have the same size, and casting the
@@ -189,7 +201,6 @@ impl<const N: usize> Listeners<N> {
             let f = unsafe { core::mem::transmute::<*mut (), Listener>(f) };
             panics += call_one(f, event);
         }
-        panics
     }
 }
 

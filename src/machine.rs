@@ -93,6 +93,9 @@ const fn go(next: Word, effect: Effect) -> Step {
 }
 
 /// The state machine. Pure: the same inputs give the same step.
+///
+/// Always inlined, so each caller keeps only the branch of its own (constant) operation.
+#[inline(always)]
 pub(crate) fn transition(w: Word, op: Op, env: &impl Env) -> Step {
     match op {
         Op::Acquire => acquire(w, env),
@@ -347,10 +350,13 @@ pub(crate) fn open_period(p: &Params, level: u32, now: u64, gen: u8) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
-    // A fraction in [0, jitter_percent / 100] of the period, in parts per 2^32.
-    let frac = (z >> 32) * p.jitter_percent as u64 / 100;
-    let cut = ((period as u128 * frac as u128) >> 32) as u64;
-    period - cut
+    // A fraction in [0, jitter_percent / 100) of the period, in parts per 2^32: the random
+    // 32 bits times jitter_percent * floor(2^32 / 100), so no division (firmware has no 64-bit
+    // divide) and `frac < 2^32`.
+    let frac = ((z >> 32) * (p.jitter_percent as u64 * 42_949_672)) >> 32;
+    // period * frac / 2^32 in 64-bit halves (period < 2^38, frac < 2^32): no u128 multiply.
+    let cut = (period >> 32) * frac + (((period & 0xFFFF_FFFF) * frac) >> 32);
+    period - cut.min(period)
 }
 
 #[cfg(test)]
