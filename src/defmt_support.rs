@@ -207,7 +207,7 @@ impl<C: Clock, const L: usize> Format for CircuitBreaker<C, L> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::{ListenerId, ListenerTableFull, ManualClock, Outcome, Recorded, State};

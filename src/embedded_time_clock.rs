@@ -216,7 +216,7 @@ impl<C> fmt::Debug for EmbeddedTimeClock<C> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use embedded_time::{clock, fraction::Fraction, Instant};

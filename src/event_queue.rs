@@ -153,7 +153,7 @@ impl<const N: usize> fmt::Debug for EventQueue<N> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::event::EventKind;
