@@ -13,8 +13,11 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::{self, Write as _};
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use atomic_breaker::{
@@ -98,6 +101,40 @@ impl Report {
                 "{path}: {allocs} allocations, {deallocs} deallocations in {RUNS} runs"
             ));
         }
+    }
+}
+
+/// Polls `fut` to completion on the current thread with a no-op waker (no executor, which
+/// would allocate its own task storage).
+fn poll_to_end<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+/// A future that is pending once, then ready with its value: exercises the guard's state across
+/// polls, as a real I/O future would.
+struct PendingOnce<T>(Option<T>, bool);
+
+impl<T> PendingOnce<T> {
+    fn new(v: T) -> Self {
+        PendingOnce(Some(v), false)
+    }
+}
+
+impl<T: Unpin> Future for PendingOnce<T> {
+    type Output = T;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        if !self.1 {
+            self.1 = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        Poll::Ready(self.0.take().expect("polled after completion"))
     }
 }
 
@@ -398,6 +435,58 @@ fn no_path_allocates() {
         write!(Sink, "{b:?} {rejected} {rejected:?} {:?}", b.snapshot()).unwrap();
         let e = b.call(|| Ok::<_, &str>(())).unwrap_err();
         write!(Sink, "{e} {e:?}").unwrap();
+    });
+
+    // ---- guarded futures, iterators and streams (issue 5), polled by hand
+    let b = manual(Config::new().fail_max(3));
+    r.check(
+        "guarded futures: call_async, guard across a pending poll, cancellation",
+        || {
+            assert_eq!(
+                poll_to_end(b.call_async(|| async { Ok::<_, &str>(1) })),
+                Ok(1)
+            );
+            let out = poll_to_end(b.guard(PendingOnce::new(Err::<u32, _>("down"))));
+            assert_eq!(out.unwrap_err().into_inner(), Some("down"));
+            assert_eq!(
+                poll_to_end(b.guard(PendingOnce::new(Ok::<_, &str>(2)))),
+                Ok(2)
+            );
+            // Admitted on the first poll, then dropped while pending: cancelled.
+            let mut cx = Context::from_waker(Waker::noop());
+            let mut cancelled = pin!(b.guard(PendingOnce::new(Ok::<u32, &str>(3))));
+            assert!(cancelled.as_mut().poll(&mut cx).is_pending());
+        },
+    );
+    let tripped = manual(Config::new().fail_max(1));
+    trip(&tripped);
+    r.check(
+        "guarded future rejected without polling the inner future",
+        || {
+            let out = poll_to_end(tripped.call_async(|| async { Ok::<u32, &str>(1) }));
+            assert!(out.unwrap_err().is_rejected());
+        },
+    );
+    r.check("guarded iterators: per item and whole run", || {
+        let items = [Ok::<u32, &str>(1), Err("down"), Ok(2)];
+        assert_eq!(b.guard_iter(items).filter(Result::is_ok).count(), 2);
+        assert_eq!(
+            b.guard_iter_run(items).count(),
+            2,
+            "the run ends at its error"
+        );
+    });
+    assert_eq!(b.state(), State::Closed);
+    #[cfg(feature = "stream")]
+    r.check("guarded stream: per item", || {
+        use futures::StreamExt as _;
+        let items = [Ok::<u32, &str>(1), Err("down"), Ok(2)];
+        let mut s = pin!(b.guard_stream(futures::stream::iter(items)));
+        let mut ok = 0;
+        while let Some(item) = poll_to_end(s.next()) {
+            ok += usize::from(item.is_ok());
+        }
+        assert_eq!(ok, 2);
     });
 
     // ---- sizes, for the README
