@@ -8,8 +8,8 @@
 //! | `BUSY` (`u32::MAX`) | claimed by an `add` that is writing the pointer |
 //! | anything else | occupied; the value orders listeners by when they were added |
 //!
-//! `add` claims a free slot with a CAS `EMPTY -> BUSY`, stores the pointer, then publishes its
-//! sequence number (Release). `remove` takes a [`ListenerId`] (slot and sequence number) and CASes
+//! `add` takes a sequence number from `next_seq`, claims a free slot with a CAS
+//! `EMPTY -> BUSY`, stores the pointer, then publishes its sequence number (Release). `remove` takes a [`ListenerId`] (slot and sequence number) and CASes
 //! that exact sequence number back to `EMPTY`, so a stale id cannot remove a newer listener.
 //! Dispatch reads each slot's sequence number, its pointer (Acquire) and the sequence number
 //! again; a slot that changed in between is skipped for that event. Listeners are called in the
@@ -161,38 +161,35 @@ impl<const N: usize> Listeners<N> {
         N == 0 || self.len.load(Ordering::Acquire) == 0
     }
 
-    /// Calls every listener registered when the dispatch began, in the order they were added.
+    /// Calls every listener found in one pass over the table, in the order they were added.
     /// Returns how many panicked (always 0 without `std`, where a panic is not caught).
     ///
-    /// No buffer and no sort: each round scans the table for the smallest sequence number above
-    /// the last one called, so a dispatch costs `O(N × listeners)` loads and no stack array (it
-    /// is small code, with no panic path, which matters on firmware). Each registration is
-    /// called at most once per event; one added after the dispatch began is not called.
+    /// One pass takes a snapshot (at most one listener per slot, so a listener that replaces a
+    /// removed one mid-dispatch never runs beside it); the snapshot is then called in sequence
+    /// order by repeated minimum search instead of a sort, which keeps the code small and free
+    /// of panic paths (it matters on firmware). `O(N^2)` compares for a table of capacity `N`.
     pub(crate) fn dispatch(&self, event: &Event) -> u32 {
-        let bound = self.next_seq.load(Ordering::Relaxed);
+        let mut found: [(u32, *mut ()); N] = [(EMPTY, core::ptr::null_mut()); N];
+        for (slot, cell) in self.slots.iter().zip(found.iter_mut()) {
+            let seq = slot.seq.load(Ordering::Acquire);
+            if seq == EMPTY || seq == BUSY {
+                continue;
+            }
+            let f = slot.f.load(Ordering::Acquire);
+            // The Acquire load of `f` sees at least the BUSY written before any newer pointer,
+            // so an unchanged `seq` means `f` belongs to `seq`.
+            if slot.seq.load(Ordering::Relaxed) != seq || f.is_null() {
+                continue;
+            }
+            *cell = (seq, f);
+        }
         let mut last = EMPTY;
         let mut panics = 0;
-        loop {
-            let mut next: Option<(u32, *mut ())> = None;
-            for slot in &self.slots {
-                let seq = slot.seq.load(Ordering::Acquire);
-                if seq == EMPTY || seq == BUSY || seq <= last || seq >= bound {
-                    continue;
-                }
-                if matches!(next, Some((best, _)) if seq >= best) {
-                    continue;
-                }
-                let f = slot.f.load(Ordering::Acquire);
-                // The Acquire load of `f` sees at least the BUSY written before any newer
-                // pointer, so an unchanged `seq` means `f` belongs to `seq`.
-                if slot.seq.load(Ordering::Relaxed) != seq || f.is_null() {
-                    continue;
-                }
-                next = Some((seq, f));
-            }
-            let Some((seq, f)) = next else {
-                return panics;
-            };
+        while let Some(&(seq, f)) = found
+            .iter()
+            .filter(|&&(seq, _)| seq > last)
+            .min_by_key(|&&(seq, _)| seq)
+        {
             last = seq;
             // SAFETY: every non-null pointer stored in a slot was produced by `f as *mut ()`
             // from a `Listener` (`fn(&Event)`) in `with` or `add`, and nothing else writes the
@@ -201,6 +198,7 @@ impl<const N: usize> Listeners<N> {
             let f = unsafe { core::mem::transmute::<*mut (), Listener>(f) };
             panics += call_one(f, event);
         }
+        panics
     }
 }
 
