@@ -53,6 +53,23 @@ struct Slot {
 }
 
 impl Slot {
+    /// The slot's sequence number and listener, or `(EMPTY, null)` if it is free, being written,
+    /// or changed while being read.
+    fn snapshot(&self) -> (u32, *mut ()) {
+        let none = (EMPTY, core::ptr::null_mut());
+        let seq = self.seq.load(Ordering::Acquire);
+        if seq == EMPTY || seq == BUSY {
+            return none;
+        }
+        let f = self.f.load(Ordering::Acquire);
+        // The Acquire load of `f` sees at least the BUSY written before any newer pointer, so an
+        // unchanged `seq` means `f` belongs to `seq`.
+        if self.seq.load(Ordering::Relaxed) != seq || f.is_null() {
+            return none;
+        }
+        (seq, f)
+    }
+
     loom_const_fn! {
         fn new(seq: u32, f: *mut ()) -> Slot {
             Slot {
@@ -169,20 +186,7 @@ impl<const N: usize> Listeners<N> {
     /// order by repeated minimum search instead of a sort, which keeps the code small and free
     /// of panic paths (it matters on firmware). `O(N^2)` compares for a table of capacity `N`.
     pub(crate) fn dispatch(&self, event: &Event) -> u32 {
-        let mut found: [(u32, *mut ()); N] = [(EMPTY, core::ptr::null_mut()); N];
-        for (slot, cell) in self.slots.iter().zip(found.iter_mut()) {
-            let seq = slot.seq.load(Ordering::Acquire);
-            if seq == EMPTY || seq == BUSY {
-                continue;
-            }
-            let f = slot.f.load(Ordering::Acquire);
-            // The Acquire load of `f` sees at least the BUSY written before any newer pointer,
-            // so an unchanged `seq` means `f` belongs to `seq`.
-            if slot.seq.load(Ordering::Relaxed) != seq || f.is_null() {
-                continue;
-            }
-            *cell = (seq, f);
-        }
+        let found = self.slots.each_ref().map(Slot::snapshot);
         let mut last = EMPTY;
         let mut panics = 0;
         while let Some(&(seq, f)) = found
