@@ -82,6 +82,19 @@ fn trip(b: &CircuitBreaker<&ManualClock>) {
     assert_eq!(b.state(), State::Open);
 }
 
+/// A breaker named `name` with `fail_max(1)` and a 1 s open period on top of `config`, tripped,
+/// with its open period over: the next call is the first trial.
+fn after_trip<'c>(
+    name: &'static str,
+    config: Config,
+    clock: &'c ManualClock,
+) -> CircuitBreaker<&'c ManualClock> {
+    let b = breaker(name, config.fail_max(1).reset_timeout(secs(1)), clock);
+    trip(&b);
+    clock.advance(secs(1));
+    b
+}
+
 /// `Error::Rejected` with this state and retry-after.
 fn rejected<E>(
     b: &CircuitBreaker<&ManualClock>,
@@ -652,16 +665,11 @@ fn excluded_errors_pybreaker_style_count_as_success_and_reset_the_count() {
 #[test]
 fn success_threshold_1_closes_on_the_first_trial_success() {
     let clock = ManualClock::new();
-    let b = breaker(
+    let b = after_trip(
         "success_threshold_1_closes_on_the_first_trial_success",
-        Config::new()
-            .fail_max(1)
-            .reset_timeout(secs(1))
-            .success_threshold(1),
+        Config::new().success_threshold(1),
         &clock,
     );
-    trip(&b);
-    clock.advance(secs(1));
     let p = b.allow().unwrap();
     assert!(p.is_trial());
     assert_eq!(p.success(), Recorded::Closed);
@@ -672,16 +680,7 @@ fn success_threshold_1_closes_on_the_first_trial_success() {
 fn success_threshold_3_stays_half_open_after_1_and_2_successes_and_closes_on_3() {
     let clock = ManualClock::new();
     let name = "success_threshold_3_stays_half_open_after_1_and_2_successes_and_closes_on_3";
-    let b = breaker(
-        name,
-        Config::new()
-            .fail_max(1)
-            .reset_timeout(secs(1))
-            .success_threshold(3),
-        &clock,
-    );
-    trip(&b);
-    clock.advance(secs(1));
+    let b = after_trip(name, Config::new().success_threshold(3), &clock);
     for n in 1..=2 {
         let p = b.allow().unwrap();
         assert!(p.is_trial());
@@ -705,16 +704,11 @@ fn success_threshold_3_stays_half_open_after_1_and_2_successes_and_closes_on_3()
 #[test]
 fn success_threshold_3_failure_after_2_successes_re_opens() {
     let clock = ManualClock::new();
-    let b = breaker(
+    let b = after_trip(
         "success_threshold_3_failure_after_2_successes_re_opens",
-        Config::new()
-            .fail_max(1)
-            .reset_timeout(secs(1))
-            .success_threshold(3),
+        Config::new().success_threshold(3),
         &clock,
     );
-    trip(&b);
-    clock.advance(secs(1));
     succeed(&b).unwrap();
     succeed(&b).unwrap();
     assert_eq!(b.success_counter(), 2);
@@ -733,17 +727,11 @@ fn success_threshold_3_failure_after_2_successes_re_opens() {
 fn half_open_max_calls_2_rejects_a_third_concurrent_trial() {
     let clock = ManualClock::new();
     let name = "half_open_max_calls_2_rejects_a_third_concurrent_trial";
-    let b = breaker(
+    let b = after_trip(
         name,
-        Config::new()
-            .fail_max(1)
-            .reset_timeout(secs(1))
-            .half_open_max_calls(2)
-            .trial_lease(secs(30)),
+        Config::new().half_open_max_calls(2).trial_lease(secs(30)),
         &clock,
     );
-    trip(&b);
-    clock.advance(secs(1));
     let p1 = b.allow().unwrap();
     clock.advance(ms(100));
     let p2 = b.allow().unwrap();
@@ -1077,16 +1065,11 @@ fn set_reset_timeout_applies_from_the_next_trip() {
 #[test]
 fn set_success_threshold_applies_in_half_open() {
     let clock = ManualClock::new();
-    let b = breaker(
+    let b = after_trip(
         "set_success_threshold_applies_in_half_open",
-        Config::new()
-            .fail_max(1)
-            .reset_timeout(secs(1))
-            .success_threshold(5),
+        Config::new().success_threshold(5),
         &clock,
     );
-    trip(&b);
-    clock.advance(secs(1));
     succeed(&b).unwrap();
     succeed(&b).unwrap();
     assert_eq!(b.success_counter(), 2);
