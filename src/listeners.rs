@@ -55,6 +55,7 @@ struct Slot {
 impl Slot {
     /// The slot's sequence number and listener, or `(EMPTY, null)` if it is free, being written,
     /// or changed while being read.
+    #[inline]
     fn snapshot(&self) -> (u32, *mut ()) {
         let none = (EMPTY, core::ptr::null_mut());
         let seq = self.seq.load(Ordering::Acquire);
