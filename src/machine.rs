@@ -344,16 +344,20 @@ pub(crate) fn open_period(p: &Params, level: u32, now: u64, gen: u8) -> u64 {
     if p.jitter_percent == 0 || period == 0 {
         return period;
     }
-    // splitmix64 of the trip's time, generation and the breaker's salt.
-    let mut z = now ^ ((gen as u64) << 56) ^ p.salt;
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
+    // A 32-bit integer hash (lowbias32) of the trip's time, generation and the breaker's salt:
+    // 32 random bits are all the jitter needs, and 32-bit multiplies are single instructions on
+    // every Cortex-M (64-bit ones are library calls on Cortex-M0).
+    let mut z = (now as u32) ^ ((now >> 32) as u32).rotate_left(16) ^ ((gen as u32) << 24);
+    z ^= p.salt as u32 ^ (p.salt >> 32) as u32;
+    z ^= z >> 16;
+    z = z.wrapping_mul(0x7FEB_352D);
+    z ^= z >> 15;
+    z = z.wrapping_mul(0x846C_A68B);
+    z ^= z >> 16;
     // A fraction in [0, jitter_percent / 100) of the period, in parts per 2^32: the random
     // 32 bits times jitter_percent * floor(2^32 / 100), so no division (firmware has no 64-bit
     // divide) and `frac < 2^32`.
-    let frac = ((z >> 32) * (p.jitter_percent as u64 * 42_949_672)) >> 32;
+    let frac = (z as u64 * (p.jitter_percent as u64 * 42_949_672)) >> 32;
     // period * frac / 2^32 in 64-bit halves (period < 2^38, frac < 2^32): no u128 multiply.
     let cut = (period >> 32) * frac + (((period & 0xFFFF_FFFF) * frac) >> 32);
     period - cut.min(period)
@@ -770,14 +774,17 @@ mod tests {
         let mut p = params();
         p.backoff_max_ms = Some(60_000);
         p.jitter_percent = 20;
-        let mut seen_cut = false;
+        let (mut lo, mut hi) = (u64::MAX, 0);
         for now in 0..200u64 {
             let a = open_period(&p, 1, now * 7919, 3);
             assert_eq!(a, open_period(&p, 1, now * 7919, 3));
             assert!((1_600..=2_000).contains(&a), "{a}");
-            seen_cut |= a < 2_000;
+            (lo, hi) = (lo.min(a), hi.max(a));
         }
-        assert!(seen_cut);
+        // The draws spread over the whole jitter range, not a corner of it.
+        assert!(lo < 1_650 && hi > 1_950, "{lo}..{hi}");
+        // Trips at the same instant in different generations draw differently.
+        assert_ne!(open_period(&p, 1, 5_000, 3), open_period(&p, 1, 5_000, 4));
     }
 
     #[test]
