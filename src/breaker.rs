@@ -413,7 +413,9 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         self.opened_at_for(self.load())
     }
 
-    /// While Open: how long until a call may be admitted as a trial. `None` otherwise.
+    /// While Open: how long until a call may be admitted as a trial; `Some(ZERO)` once the period
+    /// has passed but no caller has moved the breaker to HalfOpen yet. `None` in every other
+    /// state (ForcedOpen included: time alone will not admit a call there).
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after_for(self.load())
     }
