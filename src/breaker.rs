@@ -36,12 +36,14 @@ use crate::word::Word;
 /// Every method takes `&self`, so a breaker can be a `static` shared by every thread:
 ///
 /// ```
+/// # #[cfg(feature = "std")] {
 /// use atomic_breaker::{CircuitBreaker, Config, StdClock};
 ///
 /// static DB: CircuitBreaker<StdClock> = CircuitBreaker::new("db", Config::new(), StdClock);
 ///
 /// let rows = DB.call(|| Ok::<_, std::io::Error>(vec![1, 2, 3]));
 /// assert_eq!(rows.unwrap(), vec![1, 2, 3]);
+/// # }
 /// ```
 pub struct CircuitBreaker<C, const L: usize = 4> {
     word: AtomicU64,

@@ -58,6 +58,10 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+// Unit tests use `std` (the test harness needs it anyway), also when the crate is `no_std`.
+#[cfg(all(test, not(feature = "std")))]
+extern crate std;
+
 mod breaker;
 mod clock;
 mod config;
@@ -115,7 +119,7 @@ pub use iter::{GuardedIter, GuardedIterRun};
 #[cfg(feature = "stream")]
 pub use stream::{GuardedStream, GuardedStreamRun};
 
-/// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
+/// The README's examples, compiled and run as doctests (they use `StdClock`, so with `std`).
+#[cfg(all(doctest, feature = "std"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
