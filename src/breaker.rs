@@ -216,9 +216,9 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     }
 
     /// Reports the outcome of a call admitted in generation `gen`; used by [`Permit`].
-    #[inline]
     /// `observed` says whether a listener was registered at admission; if not, the outcome
     /// event is not dispatched.
+    #[inline]
     pub(crate) fn finish(&self, gen: u8, outcome: Outcome, observed: bool) -> Recorded {
         // The closed path inline: a success with nothing to reset is one load and a compare
         // (see `machine::closed_success_is_noop`).
