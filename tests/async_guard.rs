@@ -5,7 +5,6 @@
 //! time only in paused mode.
 
 use std::future::Future;
-#[cfg(feature = "std")]
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -425,21 +424,27 @@ fn a_call_admitted_before_a_trip_cannot_close_the_half_open_breaker() {
 
 // ------------------------------------------------------------------ panics
 
-/// With `std`, a permit dropped during a panic counts a failure.
-#[cfg(feature = "std")]
-#[test]
-fn a_panic_in_the_inner_future_counts_as_a_failure() {
-    let clock = ManualClock::new();
-    let b = breaker(&clock);
-    let r = catch_unwind(AssertUnwindSafe(|| {
+/// Runs a guarded future that panics after one pending poll; returns what `catch_unwind` caught.
+fn panic_after_one_poll(
+    b: &CircuitBreaker<&ManualClock>,
+) -> std::thread::Result<Result<u32, Error<&'static str>>> {
+    catch_unwind(AssertUnwindSafe(|| {
         block_on(b.call_async(|| async {
             countdown(1, ()).await;
             panic!("boom");
             #[allow(unreachable_code)]
             Ok::<u32, &str>(1)
         }))
-    }));
-    assert!(r.is_err());
+    }))
+}
+
+/// With `std`, a permit dropped during a panic counts a failure.
+#[cfg(feature = "std")]
+#[test]
+fn a_panic_in_the_inner_future_counts_as_a_failure() {
+    let clock = ManualClock::new();
+    let b = breaker(&clock);
+    assert!(panic_after_one_poll(&b).is_err());
     assert_eq!(b.fail_counter(), 1);
 
     // A panic in the closure that makes the future, too.
@@ -473,15 +478,7 @@ fn without_std_a_panic_in_the_inner_future_only_frees_the_trial_slot() {
     let clock = ManualClock::new();
     let b = breaker(&clock);
     ready_for_trial(&b, &clock);
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        block_on(b.call_async(|| async {
-            countdown(1, ()).await;
-            panic!("boom");
-            #[allow(unreachable_code)]
-            Ok::<u32, &str>(1)
-        }))
-    }));
-    assert!(r.is_err());
+    assert!(panic_after_one_poll(&b).is_err());
     assert_eq!(b.state(), State::HalfOpen);
     assert_eq!(b.trial_calls(), 0);
 }
