@@ -152,8 +152,9 @@ pub(crate) fn closed_admit(w: Word) -> Option<u8> {
     }
 }
 
-/// The closed path of a success report, without the machine: `true` when reporting
-/// [`Outcome::Success`] for generation `gen` on `w` counts and writes nothing.
+/// The closed path of a success report: `true` when reporting [`Outcome::Success`] for
+/// generation `gen` on `w` counts and writes nothing. `report` starts with it, and the breaker
+/// checks it inline before calling the machine, so the two cannot disagree.
 #[inline]
 pub(crate) fn closed_success_is_noop(w: Word, gen: u8) -> bool {
     w.state() == State::Closed && w.generation() == gen && w.count() == 0
@@ -229,21 +230,20 @@ fn acquire(w: Word, env: &impl Env) -> Step {
 }
 
 fn report(w: Word, gen: u8, outcome: Outcome, env: &impl Env) -> Step {
-    if w.generation() != gen {
-        return stay(Effect::Dropped);
-    }
     let counted = Effect::Recorded {
         tripped: false,
         closed: false,
     };
+    // The closed path, the same predicate the breaker checks inline: no write.
+    if outcome == Outcome::Success && closed_success_is_noop(w, gen) {
+        return stay(counted);
+    }
+    if w.generation() != gen {
+        return stay(Effect::Dropped);
+    }
     match (w.state(), outcome) {
-        (State::Closed, Outcome::Success) => {
-            if w.count() == 0 {
-                stay(counted) // the closed path: a load and a compare, no write
-            } else {
-                go(w.with_count(0), counted)
-            }
-        }
+        // A count to reset (the zero count left above).
+        (State::Closed, Outcome::Success) => go(w.with_count(0), counted),
         (State::Closed, Outcome::Failure) => {
             let failures = w.count() + 1;
             if failures >= env.params().fail_max {
