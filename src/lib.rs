@@ -56,7 +56,7 @@
 //! - `critical-section`: pass-through to `portable-atomic` for targets without native
 //!   compare-and-swap; for final binaries only.
 #![cfg_attr(not(feature = "std"), no_std)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // Unit tests use `std` (the test harness needs it anyway), also when the crate is `no_std`.
 #[cfg(all(test, not(feature = "std")))]
