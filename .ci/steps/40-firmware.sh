@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Firmware: the breaker on Cortex-M3 and Cortex-M0 under QEMU, the interrupt-hazard negative
+# Firmware: the breaker on Cortex-M3 and Cortex-M0 under QEMU (sync, interrupts, async on embassy), the interrupt-hazard negative
 # control on Cortex-M4, the no-panic link check, flash size, and the firmware example.
 # Installs what it needs (qemu-system-arm, the thumb targets, llvm-tools); see docs/FIRMWARE.md.
 set -euo pipefail
@@ -35,16 +35,18 @@ run_fw() {
   fw timeout 120 cargo run -q --release --target "$target" --bin "$bin"
 }
 
-say "scenarios and the thread-mode + interrupt storm: lm3s6965evb (Cortex-M3, unsafe-assume-single-core)"
+say "scenarios, the thread-mode + interrupt storm, async on embassy: lm3s6965evb (Cortex-M3, unsafe-assume-single-core)"
 start=$SECONDS
 run_fw thumbv7m-none-eabi scenarios
 run_fw thumbv7m-none-eabi storm
+run_fw thumbv7m-none-eabi async_embassy
 echo "Cortex-M3 runs took $((SECONDS - start)) s (builds included)"
 
-say "scenarios and the storm: microbit (Cortex-M0, critical-section)"
+say "scenarios, the storm, async on embassy: microbit (Cortex-M0, critical-section)"
 start=$SECONDS
 run_fw thumbv6m-none-eabi scenarios
 run_fw thumbv6m-none-eabi storm
+run_fw thumbv6m-none-eabi async_embassy
 echo "Cortex-M0 runs took $((SECONDS - start)) s (builds included)"
 
 say "negative control: on mps2-an386 (Cortex-M4) with the default seqlock fallback, the storm must hang"
