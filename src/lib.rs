@@ -86,6 +86,10 @@ mod stream;
 mod defmt_support;
 #[cfg(feature = "defmt")]
 pub use defmt_support::{defmt_event_logger, defmt_state_logger};
+#[cfg(feature = "embassy")]
+mod embassy_clock;
+#[cfg(feature = "embassy")]
+pub use embassy_clock::EmbassyClock;
 #[cfg(feature = "embedded-time")]
 mod embedded_time_clock;
 #[cfg(feature = "embedded-time")]

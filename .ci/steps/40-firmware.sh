@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Firmware: the breaker on Cortex-M3 and Cortex-M0 under QEMU, the interrupt-hazard negative
+# Firmware: the breaker on Cortex-M3 and Cortex-M0 under QEMU (sync, interrupts, async on embassy), the interrupt-hazard negative
 # control on Cortex-M4, the no-panic link check, flash size, and the firmware example.
 # Installs what it needs (qemu-system-arm, the thumb targets, llvm-tools); see docs/FIRMWARE.md.
 set -euo pipefail
@@ -22,6 +22,7 @@ HOST=$(rustc -vV | sed -n 's/^host: //p')
 LLVM_BIN="$(rustc --print sysroot)/lib/rustlib/$HOST/bin"
 SIZE="$LLVM_BIN/llvm-size"
 OBJDUMP="$LLVM_BIN/llvm-objdump"
+NM="$LLVM_BIN/llvm-nm"
 
 # Each firmware package is its own workspace with its own target directory.
 FW_TARGET="$ROOT/firmware/target"
@@ -35,16 +36,18 @@ run_fw() {
   fw timeout 120 cargo run -q --release --target "$target" --bin "$bin"
 }
 
-say "scenarios and the thread-mode + interrupt storm: lm3s6965evb (Cortex-M3, unsafe-assume-single-core)"
+say "scenarios, the thread-mode + interrupt storm, async on embassy: lm3s6965evb (Cortex-M3, unsafe-assume-single-core)"
 start=$SECONDS
 run_fw thumbv7m-none-eabi scenarios
 run_fw thumbv7m-none-eabi storm
+run_fw thumbv7m-none-eabi async_embassy
 echo "Cortex-M3 runs took $((SECONDS - start)) s (builds included)"
 
-say "scenarios and the storm: microbit (Cortex-M0, critical-section)"
+say "scenarios, the storm, async on embassy: microbit (Cortex-M0, critical-section)"
 start=$SECONDS
 run_fw thumbv6m-none-eabi scenarios
 run_fw thumbv6m-none-eabi storm
+run_fw thumbv6m-none-eabi async_embassy
 echo "Cortex-M0 runs took $((SECONDS - start)) s (builds included)"
 
 say "negative control: on mps2-an386 (Cortex-M4) with the default seqlock fallback, the storm must hang"
@@ -91,19 +94,39 @@ fi
 echo "the link failed as it should: undefined symbol: atomic_breaker_has_a_panic_path"
 
 say "flash (.text) the breaker adds, opt-level = \"s\", LTO"
-# Ceiling for the typical use, to catch regressions (bytes).
+# Ceiling for the typical use, to catch regressions (bytes). The target is 2048; see
+# docs/FIRMWARE.md for where the bytes go and the measured plan to get there.
 BUDGET=${BREAKER_TEXT_BUDGET:-4096}
-printf '%-20s %10s %14s %10s %10s\n' target baseline "typical use" "+typical" "+all ops"
+# typical: a static breaker guarding one call plus a state check; no listeners: the same with a
+# listener capacity of 0; embassy: the same as typical on EmbassyClock; all: every operation.
+printf '%-20s %9s %9s %13s %9s %9s\n' target baseline "+typical" "+no listeners" "+embassy" "+all ops"
 over=0
 for target in thumbv6m-none-eabi thumbv7m-none-eabi; do
-  fw cargo build -q --release --target "$target" --bin size_base --bin size_typical --bin size_all
+  fw cargo build -q --release --target "$target" --bin size_base --bin size_typical --bin size_lean \
+    --bin size_embassy --bin size_all
   text() { "$SIZE" -A "$FW_TARGET/$target/release/$1" | awk '$1 == ".text" { print $2 }'; }
   base=$(text size_base)
   typical=$(text size_typical)
+  lean=$(text size_lean)
+  embassy=$(text size_embassy)
   all=$(text size_all)
-  printf '%-20s %10s %14s %10s %10s\n' "$target" "$base" "$typical" "+$((typical - base))" "+$((all - base))"
+  printf '%-20s %9s %9s %13s %9s %9s\n' "$target" "$base" "+$((typical - base))" "+$((lean - base))" \
+    "+$((embassy - base))" "+$((all - base))"
   if [ $((typical - base)) -gt "$BUDGET" ]; then over=1; fi
+  # EmbassyClock converts ticks to ms without dividing: no 64-bit division routine may be linked.
+  # (The control: nopanic, built above, links one through EmbeddedTimeClock's conversion, so
+  # the pattern does match those routines.)
+  div='uldivmod|udivmoddi4|u64_div_rem'
+  if "$NM" "$FW_TARGET/$target/release/size_embassy" | grep -Eq "$div"; then
+    echo "EmbassyClock linked a 64-bit division routine on $target"
+    exit 1
+  fi
 done
+if ! "$NM" "$FW_TARGET/thumbv7m-none-eabi/release/nopanic" | grep -Eq "$div"; then
+  echo "the 64-bit division pattern matched nothing in nopanic: the check above cannot see a division"
+  exit 1
+fi
+echo "no 64-bit division routine in the EmbassyClock firmware (and the pattern finds nopanic's)"
 if [ "$over" -ne 0 ]; then
   echo "the breaker's typical use grew past the $BUDGET-byte budget"
   exit 1

@@ -1,5 +1,5 @@
-//! The no-panic proof: this firmware calls every public operation of the breaker (and of the
-//! embedded-time clock adapter and the event queue) with inputs the optimiser cannot see
+//! The no-panic proof: this firmware calls every public operation of the breaker (`call_async`
+//! included, and the embedded-time and embassy clocks' conversions, and the event queue) with inputs the optimiser cannot see
 //! through, and its panic handler calls a function that does not exist. Built in release
 //! (`opt-level = "s"`, LTO), it links only if no panic path survives in any of those
 //! operations; one that does leaves a call to the panic handler, and the link fails with
@@ -13,12 +13,15 @@
 #![no_std]
 #![no_main]
 
+use core::future::{poll_fn, Future};
 use core::hint::black_box;
+use core::pin::pin;
+use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
 use atomic_breaker::{
-    Backoff, CircuitBreaker, Clock, Config, EmbeddedTimeClock, Error, Event, EventQueue,
-    ManualClock, Outcome, State,
+    Backoff, CircuitBreaker, Clock, Config, EmbassyClock, EmbeddedTimeClock, Error, Event,
+    EventQueue, ManualClock, Outcome, State,
 };
 use cortex_m_rt::entry;
 use firmware::SysTickClock;
@@ -130,6 +133,28 @@ fn exercise<C: Clock, const L: usize>(b: &CircuitBreaker<C, L>, rng: &mut Lcg) {
                 sink(b.remove_listener(id));
                 sink(b.remove_listener(id));
             }
+        }
+        13 => {
+            // `call_async`, polled by hand with a no-op waker: the inner future is ready at
+            // once, or pending once (and the guard is dropped there, with its permit).
+            let mut cx = Context::from_waker(Waker::noop());
+            let v = rng.next();
+            let mut fut = pin!(b.call_async(|| {
+                let mut polled = false;
+                poll_fn(move |_| match v % 3 {
+                    0 => Poll::Ready(Ok(v)),
+                    1 => Poll::Ready(Err(v)),
+                    _ if polled => Poll::Ready(Ok(0)),
+                    _ => {
+                        polled = true;
+                        Poll::Pending
+                    }
+                })
+            }));
+            sink(fut.as_mut().poll(&mut cx));
+            sink(EmbassyClock::ticks_to_ms(
+                u64::from(v) << 31 | u64::from(rng.next()),
+            ));
         }
         12 => {
             sink(Outcome::of(&black_box(Ok::<u8, u8>(1))));
