@@ -61,11 +61,7 @@ impl<'a, C: Clock, const L: usize> Permit<'a, C, L> {
     /// [`OwnedPermit`]: crate::OwnedPermit
     #[inline]
     pub(crate) fn into_ticket(self) -> Ticket {
-        let ticket = Ticket {
-            gen: self.gen,
-            trial: self.trial,
-            observed: self.observed,
-        };
+        let ticket = Ticket::new(u64::from(self.gen), self.trial, self.observed);
         core::mem::forget(self);
         ticket
     }

@@ -213,16 +213,6 @@ impl<B: BreakerHandle, K: fmt::Debug> fmt::Debug for BreakerLayer<B, K> {
     }
 }
 
-/// What `poll_ready` decided, kept until `call`.
-enum Decision<B: BreakerHandle> {
-    /// Not asked yet (or already used by a `call`).
-    None,
-    /// Admitted: the permit goes to the next call's response future.
-    Admitted(OwnedPermit<B>),
-    /// Rejected: the next call fails with this.
-    Rejected(Rejected),
-}
-
 /// A service guarded by a circuit breaker; made by [`BreakerLayer`] or
 /// [`BreakerService::new`]. See the [module documentation](self) for the contract it keeps.
 ///
@@ -231,7 +221,12 @@ pub struct BreakerService<S, B: BreakerHandle, K = ErrIsFailure> {
     inner: S,
     breaker: B,
     classify: K,
-    decision: Decision<B>,
+    // What `poll_ready` decided, kept until `call`: at most one of the two is `Some`. Two
+    // fields rather than one enum: the admitted path then moves only the small permit.
+    /// Admitted: the permit goes to the next call's response future.
+    admitted: Option<OwnedPermit<B>>,
+    /// Rejected: the next call fails with this.
+    rejected: Option<Rejected>,
 }
 
 impl<S, B: BreakerHandle> BreakerService<S, B> {
@@ -248,7 +243,8 @@ impl<S, B: BreakerHandle, K> BreakerService<S, B, K> {
             inner,
             breaker,
             classify,
-            decision: Decision::None,
+            admitted: None,
+            rejected: None,
         }
     }
 
@@ -280,17 +276,18 @@ impl<S: Clone, B: BreakerHandle + Clone, K: Clone> Clone for BreakerService<S, B
             inner: self.inner.clone(),
             breaker: self.breaker.clone(),
             classify: self.classify.clone(),
-            decision: Decision::None,
+            admitted: None,
+            rejected: None,
         }
     }
 }
 
 impl<S: fmt::Debug, B: BreakerHandle, K> fmt::Debug for BreakerService<S, B, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let decision = match &self.decision {
-            Decision::None => "none",
-            Decision::Admitted(_) => "admitted",
-            Decision::Rejected(_) => "rejected",
+        let decision = match (&self.admitted, &self.rejected) {
+            (Some(_), _) => "admitted",
+            (_, Some(_)) => "rejected",
+            _ => "none",
         };
         f.debug_struct("BreakerService")
             .field("inner", &self.inner)
@@ -307,11 +304,11 @@ impl<S, B: BreakerHandle + Clone, K> BreakerService<S, B, K> {
     fn decide(&mut self) -> Option<Poll<Result<(), BoxError>>> {
         match OwnedPermit::allow(self.breaker.clone()) {
             Ok(permit) => {
-                self.decision = Decision::Admitted(permit);
+                self.admitted = Some(permit);
                 None
             }
             Err(rejected) => {
-                self.decision = Decision::Rejected(rejected);
+                self.rejected = Some(rejected);
                 Some(Poll::Ready(Ok(())))
             }
         }
@@ -331,19 +328,23 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        match &self.decision {
-            Decision::Rejected(_) => return Poll::Ready(Ok(())),
-            // Polled again while the inner service was not ready (or after it was): if the
-            // breaker changed state meanwhile (it tripped), the admission is stale; ask again
-            // rather than keep waiting on the inner service for a call that must not run.
-            Decision::Admitted(permit) if !permit.is_current() => {
-                self.decision = Decision::None;
-                if let Some(ready) = self.decide() {
-                    return ready;
+        match &self.admitted {
+            Some(permit) => {
+                // Polled again while the inner service was not ready (or after it was): if the
+                // breaker changed state meanwhile (it tripped), the admission is stale; ask
+                // again rather than keep waiting on the inner service for a call that must
+                // not run.
+                if !permit.is_current() {
+                    self.admitted = None;
+                    if let Some(ready) = self.decide() {
+                        return ready;
+                    }
                 }
             }
-            Decision::Admitted(_) => {}
-            Decision::None => {
+            None => {
+                if self.rejected.is_some() {
+                    return Poll::Ready(Ok(()));
+                }
                 if let Some(ready) = self.decide() {
                     return ready;
                 }
@@ -352,7 +353,7 @@ where
         match self.inner.poll_ready(cx) {
             Poll::Ready(Err(e)) => {
                 // The inner service is broken; its permit is dropped unreported.
-                self.decision = Decision::None;
+                self.admitted = None;
                 Poll::Ready(Err(e.into()))
             }
             ready => ready.map_err(Into::into),
@@ -361,14 +362,18 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let permit = match core::mem::replace(&mut self.decision, Decision::None) {
-            Decision::Admitted(permit) => permit,
-            Decision::Rejected(rejected) => return ResponseFuture::rejected(rejected),
-            // Called without `poll_ready`: ask now.
-            Decision::None => match OwnedPermit::allow(self.breaker.clone()) {
-                Ok(permit) => permit,
-                Err(rejected) => return ResponseFuture::rejected(rejected),
-            },
+        let permit = match self.admitted.take() {
+            Some(permit) => permit,
+            None => {
+                if let Some(rejected) = self.rejected.take() {
+                    return ResponseFuture::rejected(rejected);
+                }
+                // Called without `poll_ready`: ask now.
+                match OwnedPermit::allow(self.breaker.clone()) {
+                    Ok(permit) => permit,
+                    Err(rejected) => return ResponseFuture::rejected(rejected),
+                }
+            }
         };
         ResponseFuture {
             kind: Kind::Called {
