@@ -26,7 +26,7 @@ use crate::state::Outcome;
 /// One `u64` rather than three small fields: a ticket is stored by `poll_ready` and read back
 /// by `call` and by the response future, and a word is written and read whole, where separate
 /// bytes written one by one and read back together stall the store-to-load forwarding of x86
-/// CPUs (measured: about 30 ns per request, against under 10 ns packed).
+/// CPUs (in the tower layer's benchmark, packing more than halved the time per request).
 ///
 /// | bits | field |
 /// |---|---|
@@ -96,12 +96,12 @@ mod sealed {
         B: Deref<Target = CircuitBreaker<C, L>>,
         C: Clock,
     {
-        #[inline]
+        #[inline(always)]
         fn allow_ticket(&self) -> Result<Ticket, Rejected> {
             self.deref().allow().map(crate::permit::Permit::into_ticket)
         }
 
-        #[inline]
+        #[inline(always)]
         fn finish_ticket(&self, t: Ticket, outcome: Outcome) -> Recorded {
             self.deref().finish(t.gen() as _, outcome, t.observed())
         }
@@ -197,7 +197,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
 
 impl<B: BreakerHandle> OwnedPermit<B> {
     /// Asks the breaker behind `handle` for a permit; see [`CircuitBreaker::allow_owned`].
-    #[inline]
+    #[inline(always)]
     pub fn allow(handle: B) -> Result<Self, Rejected> {
         let ticket = sealed::Handle::allow_ticket(&handle)?;
         Ok(OwnedPermit {

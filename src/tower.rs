@@ -300,7 +300,7 @@ impl<S: fmt::Debug, B: BreakerHandle, K> fmt::Debug for BreakerService<S, B, K> 
 impl<S, B: BreakerHandle + Clone, K> BreakerService<S, B, K> {
     /// Asks the breaker; on a rejection returns the `poll_ready` answer (ready, without
     /// polling the inner service: `call` rejects).
-    #[inline]
+    #[inline(always)]
     fn decide(&mut self) -> Option<Poll<Result<(), BoxError>>> {
         match OwnedPermit::allow(self.breaker.clone()) {
             Ok(permit) => {
@@ -326,7 +326,7 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S::Future, B, K>;
 
-    #[inline]
+    #[inline(always)]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         match &self.admitted {
             Some(permit) => {
@@ -360,7 +360,7 @@ where
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn call(&mut self, req: Req) -> Self::Future {
         let permit = match self.admitted.take() {
             Some(permit) => permit,
@@ -424,7 +424,7 @@ where
 {
     type Output = Result<T, BoxError>;
 
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProj::Called {

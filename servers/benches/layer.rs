@@ -100,9 +100,22 @@ fn tower_layer(c: &mut Criterion) {
 /// `LAYER_LOOP=N`: instead of criterion, time N requests of each kind in a plain loop, five
 /// times, and print the fastest per-request time: a cross-check on a noisy machine, where the
 /// minimum is the figure least disturbed by other processes.
+///
+/// With `LAYER_ONLY=name` as well: that variant only, one pass of N, for counting instructions
+/// under `valgrind --tool=callgrind` (the difference between the totals of two values of N,
+/// divided by the difference of N, is the count per request).
 fn plain_loop(n: u64) {
     fn time<S: Service<u64>>(name: &str, svc: &mut S, n: u64) {
         let mut cx = Context::from_waker(Waker::noop());
+        if let Ok(only) = std::env::var("LAYER_ONLY") {
+            if only == name {
+                for _ in 0..n {
+                    request(svc, &mut cx);
+                }
+                println!("{name}: {n} requests");
+            }
+            return;
+        }
         let best = (0..5)
             .map(|_| {
                 let t = std::time::Instant::now();
@@ -133,7 +146,12 @@ fn plain_loop(n: u64) {
     let layer = tower_resilience_circuitbreaker::CircuitBreakerLayer::builder()
         .build()
         .expect("the default configuration is valid");
-    time("tower_resilience_0_14", &mut layer.layer(Echo), n / 10);
+    let theirs_n = if std::env::var("LAYER_ONLY").is_ok() {
+        n
+    } else {
+        n / 10
+    };
+    time("tower_resilience_0_14", &mut layer.layer(Echo), theirs_n);
 }
 
 fn main() {
