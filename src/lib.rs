@@ -53,6 +53,8 @@
 //!   panic counts as a failure. Without it the crate is `#![no_std]` and allocates nothing
 //!   (neither does it with `std`).
 //! - `embedded-time`, `defmt`, `heapless`, `stream`: integrations, each in its own module.
+//! - `tower`: [`tower::BreakerLayer`], a tower `Layer` and `Service` for axum, tonic and hyper
+//!   stacks (implies `std`, as `tower-service` does).
 //! - `critical-section`: pass-through to `portable-atomic` for targets without native
 //!   compare-and-swap; for final binaries only.
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -69,6 +71,7 @@ mod error;
 mod event;
 mod listeners;
 mod machine;
+mod owned_permit;
 mod permit;
 mod snapshot;
 mod state;
@@ -98,6 +101,8 @@ pub use embedded_time_clock::EmbeddedTimeClock;
 mod event_queue;
 #[cfg(feature = "heapless")]
 pub use event_queue::EventQueue;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
@@ -113,6 +118,7 @@ pub use config::{
 pub use error::{Error, Rejected};
 pub use event::{Event, EventKind, Listener};
 pub use listeners::{ListenerId, ListenerTableFull};
+pub use owned_permit::{BreakerHandle, OwnedPermit};
 pub use permit::{Permit, Recorded};
 pub use snapshot::Snapshot;
 pub use state::{Outcome, State};

@@ -2,6 +2,7 @@
 
 use crate::breaker::CircuitBreaker;
 use crate::clock::Clock;
+use crate::owned_permit::Ticket;
 use crate::state::Outcome;
 
 /// Permission to run one call, from [`CircuitBreaker::allow`].
@@ -52,6 +53,17 @@ impl<'a, C: Clock, const L: usize> Permit<'a, C, L> {
             trial,
             observed,
         }
+    }
+
+    /// The admission without the borrow of the breaker, for an [`OwnedPermit`] that keeps the
+    /// breaker's handle itself; reported and dropped by the same rules.
+    ///
+    /// [`OwnedPermit`]: crate::OwnedPermit
+    #[inline]
+    pub(crate) fn into_ticket(self) -> Ticket {
+        let ticket = Ticket::new(u64::from(self.gen), self.trial, self.observed);
+        core::mem::forget(self);
+        ticket
     }
 
     /// Whether this permit holds a half-open trial slot.

@@ -493,6 +493,66 @@ fn no_path_allocates() {
         assert_eq!(ok, 2);
     });
 
+    // ---- owned permits and the tower layer (issue 9)
+    let b = manual(Config::new().fail_max(3));
+    let shared = std::sync::Arc::new(manual(Config::new().fail_max(3)));
+    r.check(
+        "owned permit: & and Arc handles, reported and dropped",
+        || {
+            let p = CircuitBreaker::allow_owned(&b).unwrap();
+            assert_eq!(p.success(), Recorded::Counted);
+            let p = atomic_breaker::OwnedPermit::allow(shared.clone()).unwrap();
+            assert_eq!(p.ignore(), Recorded::Counted);
+            drop(CircuitBreaker::allow_owned(shared.clone()).unwrap());
+        },
+    );
+    #[cfg(feature = "tower")]
+    {
+        use atomic_breaker::tower::{BoxError, BreakerLayer};
+        use tower::{Layer as _, Service as _};
+
+        let mut cx = Context::from_waker(Waker::noop());
+        let ok = |n: u32| std::future::ready(Ok::<u32, BoxError>(n));
+        let mut svc = BreakerLayer::new(shared.clone()).layer(tower::service_fn(ok));
+        r.check(
+            "tower layer, closed (Arc handle): poll_ready + call + poll, Ok",
+            || {
+                assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+                assert_eq!(poll_to_end(svc.call(7)).unwrap(), 7);
+            },
+        );
+        let mut pending = BreakerLayer::new(&b).layer(tower::service_fn(|n: u32| {
+            PendingOnce::new(Ok::<u32, BoxError>(n))
+        }));
+        r.check(
+            "tower layer (& handle): across a pending poll, clone, cancellation",
+            || {
+                assert!(pending.poll_ready(&mut cx).is_ready());
+                assert_eq!(poll_to_end(pending.call(1)).unwrap(), 1);
+                let mut twin = pending.clone();
+                assert!(twin.poll_ready(&mut cx).is_ready());
+                let mut cancelled = pin!(twin.call(2));
+                assert!(cancelled.as_mut().poll(&mut cx).is_pending());
+            },
+        );
+        let trial = manual(
+            Config::new()
+                .fail_max(1)
+                .reset_timeout(Duration::from_secs(1)),
+        );
+        let mut svc = BreakerLayer::new(&trial).layer(tower::service_fn(ok));
+        r.check(
+            "tower layer: half-open trial admitted, success closes",
+            || {
+                assert!(trial.open());
+                trial.clock().advance(Duration::from_secs(1));
+                assert!(svc.poll_ready(&mut cx).is_ready());
+                assert_eq!(poll_to_end(svc.call(3)).unwrap(), 3);
+                assert_eq!(trial.state(), State::Closed);
+            },
+        );
+    }
+
     // ---- sizes, for the README
     let manual_size = size_of::<CircuitBreaker<ManualClock, 4>>();
     println!("size_of::<CircuitBreaker<ManualClock, 4>>() = {manual_size}");

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Servers (issue 9): the `tower` feature and the unpublished `servers/` workspace member (axum,
+# hyper, tonic, tower-resilience), kept out of the library's dev-dependencies so that miri and
+# the no-default-features steps never compile them.
+# - clippy on servers/ (the root clippy in .ci/run covers only the library package);
+# - its tests: a real axum proxy on loopback in front of a flaky upstream, seen by a hyper
+#   client (200s, 503 + Retry-After, recovery), and tonic's Status mapping; its bench in
+#   criterion's test mode (one quick pass, debug build, shares the tests' artifacts);
+# - the demo, run for real (real clock, about 3 s, bounded by `timeout`);
+# - the `tower` feature on the MSRV toolchain (installed by .ci/run).
+# About 4 minutes from scratch on a busy 2-core machine (mostly compiling axum, hyper, tonic),
+# under 1 minute when cached.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+t0=$SECONDS
+lap() { echo "servers: $1 done at +$((SECONDS - t0)) s"; }
+
+cargo clippy -p atomic-breaker-servers --all-targets -- -D warnings
+lap clippy
+
+cargo test -p atomic-breaker-servers --all-targets
+lap "tests, example build, bench in test mode"
+
+out=$(mktemp)
+timeout 120 cargo run -q -p atomic-breaker-servers --example axum_breaker | tee "$out"
+grep -q 'breaker state: closed' "$out" || {
+  echo "servers: the demo did not end with the breaker closed" >&2
+  exit 1
+}
+lap "demo run"
+
+MSRV=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+[[ "$MSRV" == *.*.* ]] || MSRV="$MSRV.0"
+if [ "${CI:-}" = "true" ] || rustup run "$MSRV" rustc --version >/dev/null 2>&1; then
+  rustup toolchain install "$MSRV" --profile minimal
+  cargo "+$MSRV" build --features tower
+  lap "MSRV $MSRV build with the tower feature"
+else
+  echo "servers: SKIPPED the MSRV $MSRV build (toolchain not installed; CI installs it)" >&2
+fi
