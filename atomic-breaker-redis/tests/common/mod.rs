@@ -74,11 +74,13 @@ pub async fn bounded<T>(limit: Duration, f: impl Future<Output = T>) -> T {
         .expect("bounded operation timed out")
 }
 
-/// A plain connection for fault injection and inspection.
+/// A plain connection for fault injection and inspection (no response timeout: `DEBUG SLEEP`
+/// answers late on purpose).
 pub async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
     redis::Client::open(url)
         .unwrap()
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&config)
         .await
         .unwrap()
 }
