@@ -42,7 +42,8 @@ async fn built_while_redis_is_down_protects_locally_then_joins() {
     // The local trip reaches the fleet: a fresh member sees it open.
     let g = member(&url, "late");
     until(T, "trip published", || {
-        g.fleet().is_some_and(|r| r.state != FleetState::Closed && r.trips == 1)
+        g.fleet()
+            .is_some_and(|r| r.state != FleetState::Closed && r.trips == 1)
     })
     .await;
 }
@@ -63,7 +64,11 @@ async fn redis_killed_mid_run_and_restarted() {
     assert_eq!(a.state(), State::Open);
     event(&mut ev_a, T, is_degraded).await;
     event(&mut ev_b, T, is_degraded).await;
-    assert_eq!(b.state(), State::Closed, "b has seen no failure and no fleet trip");
+    assert_eq!(
+        b.state(),
+        State::Closed,
+        "b has seen no failure and no fleet trip"
+    );
     srv.restart().unwrap();
     event(&mut ev_a, T, |e| *e == FleetEvent::Restored).await;
     event(&mut ev_b, T, |e| *e == FleetEvent::Restored).await;
@@ -184,7 +189,14 @@ async fn flushall_reconverges_without_a_spurious_close() {
     .await;
     assert_eq!(a.state(), State::Open);
     assert_eq!(b.state(), State::Open);
-    assert_eq!(FLUSH_B_CLOSES.load(Ordering::Relaxed), 0, "b closed spuriously");
+    assert_eq!(
+        FLUSH_B_CLOSES.load(Ordering::Relaxed),
+        0,
+        "b closed spuriously"
+    );
     let retry = b.snapshot().retry_after.unwrap();
-    assert!(retry > Duration::from_secs(20), "open period kept: {retry:?}");
+    assert!(
+        retry > Duration::from_secs(20),
+        "open period kept: {retry:?}"
+    );
 }
