@@ -181,7 +181,7 @@ pub(crate) struct Status {
 /// Everything the breaker handle and the task share.
 pub(crate) struct Shared {
     pub(crate) local: CircuitBreaker<StdClock>,
-    /// The fleet generation last applied; carried by every permit.
+    /// The fleet generation last applied; read when a local trip or close is reported.
     pub(crate) fleet_gen: AtomicU64,
     pub(crate) tx: mpsc::UnboundedSender<Msg>,
     pub(crate) events: broadcast::Sender<FleetEvent>,
@@ -194,14 +194,20 @@ pub(crate) struct Shared {
 impl Shared {
     /// After a report: a local trip or close is news for the fleet; the rest is not. Never
     /// waits (an unbounded channel to the task; at most one trip per open period).
+    ///
+    /// The report carries the fleet generation applied when it is made, not when the call was
+    /// admitted: every fleet record that changes the local state also changes the local
+    /// breaker's generation, so a permit admitted before such a change has already been
+    /// dropped by the core (`Recorded::Dropped`) and never gets here.
     #[inline]
-    fn reported(&self, r: Recorded, gen: u64) {
+    fn reported(&self, r: Recorded) {
+        let gen = || self.fleet_gen.load(Ordering::Relaxed);
         match r {
             Recorded::Tripped => {
-                let _ = self.tx.send(Msg::Tripped { gen });
+                let _ = self.tx.send(Msg::Tripped { gen: gen() });
             }
             Recorded::Closed => {
-                let _ = self.tx.send(Msg::Closed { gen });
+                let _ = self.tx.send(Msg::Closed { gen: gen() });
             }
             _ => {}
         }
@@ -263,15 +269,14 @@ impl FleetBreaker {
 
     // ------------------------------------------------------------------ calling (local)
 
-    /// Asks to run one call: the local breaker's [`allow`](CircuitBreaker::allow), plus one
-    /// relaxed load of the fleet generation. Never touches the network.
+    /// Asks to run one call: exactly the local breaker's [`allow`](CircuitBreaker::allow).
+    /// Never touches the network.
     #[inline]
     pub fn allow(&self) -> Result<FleetPermit<'_>, Rejected> {
         let permit = self.shared.local.allow()?;
         Ok(FleetPermit {
-            permit: Some(permit),
+            permit,
             shared: &self.shared,
-            gen: self.shared.fleet_gen.load(Ordering::Relaxed),
         })
     }
 
@@ -288,9 +293,12 @@ impl FleetBreaker {
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
         f: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, Error<E>> {
-        let permit = self.allow().map_err(Error::Rejected)?;
+        // The core permit directly (not wrapped in a `FleetPermit`): the same code as the
+        // core's `call_with` plus one match on the report.
+        let permit = self.shared.local.allow().map_err(Error::Rejected)?;
         let result = f();
         let recorded = permit.report(classify(&result));
+        self.shared.reported(recorded);
         result.map_err(|error| Error::Failed {
             error,
             tripped: recorded == Recorded::Tripped,
@@ -422,20 +430,20 @@ impl FleetBreaker {
 
 /// Permission to run one call, from [`FleetBreaker::allow`]; report how it went.
 ///
-/// Dropped without a report, it gives a trial slot back (as the core's [`Permit`]); dropped
-/// during a panic, it counts as a failure.
+/// Dropped without a report, it gives a trial slot back (as the core's [`Permit`]). Dropped
+/// during a panic, the core permit counts a failure; if that failure trips the local breaker,
+/// the fleet hears of it at the next refresh (the local breaker is Open while the fleet is
+/// Closed), not at once: this type has no `Drop` of its own, which keeps its moves cheap.
 #[must_use = "report the call's outcome with success(), failure() or ignore()"]
 pub struct FleetPermit<'a> {
-    permit: Option<Permit<'a, StdClock, 4>>,
+    permit: Permit<'a, StdClock, 4>,
     shared: &'a Shared,
-    gen: u64,
 }
 
 impl core::fmt::Debug for FleetPermit<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("FleetPermit")
             .field("permit", &self.permit)
-            .field("fleet_generation", &self.gen)
             .finish()
     }
 }
@@ -444,7 +452,7 @@ impl FleetPermit<'_> {
     /// Whether this call is a trial (only the fleet trial's owner admits trials, unless Redis
     /// is down and the local breaker runs its own).
     pub fn is_trial(&self) -> bool {
-        self.permit.as_ref().is_some_and(|p| p.is_trial())
+        self.permit.is_trial()
     }
 
     /// Reports a success.
@@ -466,25 +474,10 @@ impl FleetPermit<'_> {
     /// Reports `outcome` to the local breaker; a trip or a close is handed to the background
     /// task (never waited for).
     #[inline]
-    pub fn report(mut self, outcome: Outcome) -> Recorded {
-        match self.permit.take() {
-            Some(p) => {
-                let r = p.report(outcome);
-                self.shared.reported(r, self.gen);
-                r
-            }
-            None => Recorded::Dropped,
-        }
-    }
-}
-
-impl Drop for FleetPermit<'_> {
-    fn drop(&mut self) {
-        if let Some(p) = self.permit.take() {
-            if std::thread::panicking() {
-                let r = p.failure();
-                self.shared.reported(r, self.gen);
-            }
-        }
+    pub fn report(self, outcome: Outcome) -> Recorded {
+        let FleetPermit { permit, shared } = self;
+        let r = permit.report(outcome);
+        shared.reported(r);
+        r
     }
 }
