@@ -37,3 +37,8 @@ pub use error::FleetError;
 pub use fleet::{Builder, FleetBreaker, FleetEvent, FleetPermit};
 pub use record::{FleetState, Record};
 pub use scripts::{Keys, Manage};
+
+/// The README's Rust examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
