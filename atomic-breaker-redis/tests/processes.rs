@@ -149,3 +149,72 @@ async fn trips_propagate_to_other_processes() {
     // By pub/sub, not by the 1 s refresh: well under it.
     assert!(p99 < 500_000, "p99 {p99} µs");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trial_owner_killed_with_sigkill_is_freed_by_its_lease() {
+    use atomic_breaker::Recorded;
+    use atomic_breaker_redis::FleetState;
+
+    let srv = server();
+    let url = srv.url();
+    // A member process that takes the trial and, sending no traffic, sits on it.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_breakerctl"))
+        .args([
+            "--url", &url, "--prefix", "p", "--claim", "--lease", "400ms",
+        ])
+        .args(["watch", "owned"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn breakerctl");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let token = tokio::task::spawn_blocking(move || {
+        let token = lines.next().unwrap().unwrap();
+        let token = token.strip_prefix("token ").unwrap().to_owned();
+        // Its first applied record: it is subscribed and synced.
+        let first = lines.next().unwrap().unwrap();
+        assert!(first.starts_with("applied "), "{first}");
+        (token, lines)
+    });
+    let (token, _lines) = bounded(Duration::from_secs(10), token).await.unwrap();
+    let mut child = Watcher { child };
+
+    let admin = Admin::connect(&url, "p", Duration::from_secs(2))
+        .await
+        .unwrap();
+    admin
+        .manage("owned", Manage::TripFor(Duration::from_millis(50)))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let claimed = loop {
+        let r = admin.show("owned").await.unwrap();
+        if r.state == FleetState::HalfOpen && r.owner == token {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "the child never claimed: {r}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let lease_ends = Instant::now() + claimed.lease_remaining;
+    // kill -9 mid-trial: no report will ever come from it.
+    child.child.kill().unwrap();
+    child.child.wait().unwrap();
+
+    let me = builder(&url, "owned").prefix("p").build().unwrap();
+    until(Duration::from_secs(10), "the lease freed the trial", || {
+        me.fleet()
+            .is_some_and(|r| r.state == FleetState::HalfOpen && r.owner == me.token())
+    })
+    .await;
+    // Not before the dead owner's lease ended (Redis time; 20 ms for the two clocks' reads).
+    assert!(Instant::now() + Duration::from_millis(20) >= lease_ends);
+    assert!(me.fleet().unwrap().generation > claimed.generation);
+    let p = me.allow().unwrap();
+    assert!(p.is_trial());
+    assert_eq!(p.success(), Recorded::Closed);
+    until(Duration::from_secs(10), "fleet closed", || {
+        me.fleet().is_some_and(|r| r.state == FleetState::Closed)
+    })
+    .await;
+    assert_eq!(admin.show("owned").await.unwrap().state, FleetState::Closed);
+}

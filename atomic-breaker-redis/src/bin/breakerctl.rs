@@ -8,7 +8,11 @@
 //! breakerctl [--url URL] [--prefix PREFIX] force-open NAME
 //! breakerctl [--url URL] [--prefix PREFIX] disable NAME
 //! breakerctl [--url URL] [--prefix PREFIX] watch NAME              # one line per change
+//! breakerctl [--url URL] [--prefix PREFIX] watch --claim [--lease PERIOD] NAME
 //! ```
+//! `watch` joins the fleet as an observer that never takes the trial; with `--claim` it is a
+//! member that does (and, sending no traffic, holds it until its lease ends: a stand-in for a
+//! trial owner that crashed, used by the tests).
 //! The URL defaults to `$REDIS_URL`, then `redis://127.0.0.1:6379/`; the prefix to
 //! `atomic-breaker`. Exit status: 0 done, 1 Redis error, 2 usage.
 
@@ -18,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use atomic_breaker_redis::admin::Admin;
 use atomic_breaker_redis::{FleetBreaker, FleetEvent, Manage};
 
-const USAGE: &str = "usage: breakerctl [--url URL] [--prefix PREFIX] \
+const USAGE: &str = "usage: breakerctl [--url URL] [--prefix PREFIX] [--claim] [--lease PERIOD] \
 (show|open|trip-for|close|force-open|disable|watch) NAME [PERIOD]";
 
 fn parse_period(s: &str) -> Option<Duration> {
@@ -47,11 +51,21 @@ fn main() -> ExitCode {
     let mut url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
     let mut prefix = "atomic-breaker".to_owned();
     let mut rest = Vec::new();
+    let mut claim = false;
+    let mut lease = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--url" => url = args.next().unwrap_or_default(),
             "--prefix" => prefix = args.next().unwrap_or_default(),
+            "--claim" => claim = true,
+            "--lease" => match args.next().as_deref().and_then(parse_period) {
+                Some(d) => lease = Some(d),
+                None => {
+                    eprintln!("--lease needs a PERIOD (examples: 500ms, 30s)");
+                    return ExitCode::from(2);
+                }
+            },
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -99,7 +113,7 @@ fn main() -> ExitCode {
     };
     rt.block_on(async move {
         if cmd == "watch" {
-            return watch(&url, &prefix, name).await;
+            return watch(&url, &prefix, name, claim, lease).await;
         }
         let admin = match Admin::connect(&url, &prefix, Duration::from_secs(2)).await {
             Ok(a) => a,
@@ -125,15 +139,23 @@ fn main() -> ExitCode {
     })
 }
 
-/// Joins the fleet as an observer (never takes the trial) and prints every record it applies:
+/// Joins the fleet (as an observer unless `claim`) and prints every record it applies:
 /// `applied <unix µs> <record>`, plus `degraded ...` / `restored` lines.
-async fn watch(url: &str, prefix: &str, name: String) -> ExitCode {
+async fn watch(
+    url: &str,
+    prefix: &str,
+    name: String,
+    claim: bool,
+    lease: Option<Duration>,
+) -> ExitCode {
     let name: &'static str = Box::leak(name.into_boxed_str());
-    let fleet = match FleetBreaker::builder(name, url)
+    let mut builder = FleetBreaker::builder(name, url)
         .prefix(prefix)
-        .claims_trials(false)
-        .build()
-    {
+        .claims_trials(claim);
+    if let Some(d) = lease {
+        builder = builder.trial_lease(d);
+    }
+    let fleet = match builder.build() {
         Ok(f) => f,
         Err(e) => {
             eprintln!("{name}: {e}");
@@ -141,6 +163,7 @@ async fn watch(url: &str, prefix: &str, name: String) -> ExitCode {
         }
     };
     let mut events = fleet.events();
+    println!("token {}", fleet.token());
     loop {
         match events.recv().await {
             Ok(FleetEvent::Applied(r)) => println!("applied {} {r}", unix_micros()),
