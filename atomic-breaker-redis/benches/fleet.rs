@@ -70,6 +70,13 @@ fn bench(c: &mut Criterion) {
     g.bench_function("fleet", |b| {
         b.iter(|| fleet.call(|| Ok::<_, ()>(black_box(1u32))))
     });
+    // The two-step API: `allow` then `success` on the permit.
+    g.bench_function("local_permit", |b| {
+        b.iter(|| local.allow().map(|p| p.success()))
+    });
+    g.bench_function("fleet_permit", |b| {
+        b.iter(|| fleet.allow().map(|p| p.success()))
+    });
     // The fleet breaker's own local breaker, called directly: the wrapper's cost is the
     // difference between this and `fleet`.
     g.bench_function("fleet_inner_local", |b| {

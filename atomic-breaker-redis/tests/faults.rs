@@ -69,6 +69,8 @@ async fn redis_killed_mid_run_and_restarted() {
         State::Closed,
         "b has seen no failure and no fleet trip"
     );
+    // Redis errors are not failures of the protected service.
+    assert_eq!(b.snapshot().fail_counter, 0);
     srv.restart().unwrap();
     event(&mut ev_a, T, |e| *e == FleetEvent::Restored).await;
     event(&mut ev_b, T, |e| *e == FleetEvent::Restored).await;
@@ -199,4 +201,22 @@ async fn flushall_reconverges_without_a_spurious_close() {
         retry > Duration::from_secs(20),
         "open period kept: {retry:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_outage_ends_in_a_reconnect() {
+    let mut srv = server();
+    let url = srv.url();
+    let f = member(&url, "long");
+    synced(&f).await;
+    let mut ev = f.events();
+    srv.kill().unwrap();
+    event(&mut ev, T, is_degraded).await;
+    // The outage itself: longer than the connection manager's own retries (2, backoff capped
+    // at the 200 ms refresh), so only the task's reconnection can end it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    calls_stay_local(&f, 100, true, Duration::from_millis(5));
+    srv.restart().unwrap();
+    event(&mut ev, T, |e| *e == FleetEvent::Restored).await;
+    assert!(bounded(T, f.refresh()).await.is_ok());
 }

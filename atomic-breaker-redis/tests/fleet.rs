@@ -294,3 +294,25 @@ async fn management_acts_on_the_fleet() {
         .unwrap();
     assert_eq!(admin.show("ops").await.unwrap().state, FleetState::Open);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_async_trips_the_fleet() {
+    let srv = server();
+    let url = srv.url();
+    let (a, b) = (member(&url, "async"), member(&url, "async"));
+    synced(&a).await;
+    synced(&b).await;
+    assert_eq!(a.call_async(async { Ok::<_, ()>(7) }).await, Ok(7));
+    let mut tripped = false;
+    for _ in 0..3 {
+        let e = a
+            .call_async(async { Err::<(), _>("down") })
+            .await
+            .unwrap_err();
+        tripped |= e.tripped();
+    }
+    assert!(tripped);
+    until(T, "b open", || b.state() == State::Open).await;
+    let e = b.call_async(async { Ok::<_, ()>(()) }).await.unwrap_err();
+    assert!(e.is_rejected());
+}
