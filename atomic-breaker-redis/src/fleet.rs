@@ -199,18 +199,24 @@ impl Shared {
     /// admitted: every fleet record that changes the local state also changes the local
     /// breaker's generation, so a permit admitted before such a change has already been
     /// dropped by the core (`Recorded::Dropped`) and never gets here.
-    #[inline]
+    #[inline(always)]
     fn reported(&self, r: Recorded) {
-        let gen = || self.fleet_gen.load(Ordering::Relaxed);
-        match r {
-            Recorded::Tripped => {
-                let _ = self.tx.send(Msg::Tripped { gen: gen() });
-            }
-            Recorded::Closed => {
-                let _ = self.tx.send(Msg::Closed { gen: gen() });
-            }
-            _ => {}
+        if matches!(r, Recorded::Tripped | Recorded::Closed) {
+            self.notify(r);
         }
+    }
+
+    /// Out of line and cold: the closed path keeps only the compare above.
+    #[cold]
+    #[inline(never)]
+    fn notify(&self, r: Recorded) {
+        let gen = self.fleet_gen.load(Ordering::Relaxed);
+        let msg = if r == Recorded::Tripped {
+            Msg::Tripped { gen }
+        } else {
+            Msg::Closed { gen }
+        };
+        let _ = self.tx.send(msg);
     }
 
     pub(crate) fn emit(&self, e: FleetEvent) {
