@@ -218,3 +218,88 @@ async fn a_trial_owner_killed_with_sigkill_is_freed_by_its_lease() {
     .await;
     assert_eq!(admin.show("owned").await.unwrap().state, FleetState::Closed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_one_process_takes_the_trial() {
+    use atomic_breaker_redis::FleetState;
+
+    let srv = server();
+    let url = srv.url();
+    // Three member processes racing for the trial at the end of each open period.
+    let (tx, rx) = mpsc::channel::<(usize, String)>();
+    let mut members = Vec::new();
+    for i in 0..3 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_breakerctl"))
+            .args(["--url", &url, "--prefix", "p", "--claim", "--lease", "5s"])
+            .args(["watch", "race"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn breakerctl");
+        let out = child.stdout.take().unwrap();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send((i, line)).is_err() {
+                    return;
+                }
+            }
+        });
+        members.push(Watcher { child });
+    }
+    let ready = tokio::task::spawn_blocking(move || {
+        let mut synced = [false; 3];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while synced.iter().any(|s| !s) {
+            let (i, line) = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("members did not sync");
+            synced[i] |= line.starts_with("applied ");
+        }
+        rx
+    });
+    let mut rx = bounded(Duration::from_secs(15), ready).await.unwrap();
+    let admin = Admin::connect(&url, "p", Duration::from_secs(2))
+        .await
+        .unwrap();
+    for round in 0..5 {
+        let tripped = admin
+            .manage("race", Manage::TripFor(Duration::from_millis(30)))
+            .await
+            .unwrap();
+        let want = tripped.generation + 1;
+        // Wait until every member has applied the claim: each prints the owner it saw.
+        let (owners, back) = tokio::task::spawn_blocking(move || {
+            let mut owners: [Option<(u64, String)>; 3] = Default::default();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while owners.iter().any(Option::is_none) {
+                let (i, line) = rx
+                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                    .expect("members did not all apply a claim");
+                let w: Vec<&str> = line.split_whitespace().collect();
+                if w.len() > 3 && w[0] == "applied" && w[2] == "half_open" {
+                    let gen: u64 = w[3].trim_start_matches("gen=").parse().unwrap();
+                    let owner = w.iter().find_map(|x| x.strip_prefix("owner=")).unwrap();
+                    if gen >= want {
+                        owners[i] = Some((gen, owner.to_owned()));
+                    }
+                }
+            }
+            (owners.map(Option::unwrap), rx)
+        })
+        .await
+        .unwrap();
+        rx = back;
+        // One claim won: one generation step from the trip, one owner seen by all three.
+        for (gen, owner) in &owners {
+            assert_eq!((*gen, owner), (want, &owners[0].1), "round {round}");
+        }
+        let now = admin.show("race").await.unwrap();
+        assert_eq!(now.state, FleetState::HalfOpen, "round {round}");
+        assert_eq!(
+            (now.generation, &now.owner),
+            (want, &owners[0].1),
+            "round {round}"
+        );
+    }
+}
