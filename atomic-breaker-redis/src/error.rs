@@ -15,8 +15,11 @@ pub enum FleetError {
     Unavailable,
     /// A script returned something that is not a record.
     Malformed(String),
-    /// The breaker name is empty or contains `{` / `}` (it becomes the key's hash tag).
+    /// The breaker name is empty, or it or the prefix contains `{` / `}` (the name becomes the
+    /// key's hash tag).
     Name(String),
+    /// The trial-owner token is empty or contains `|` or whitespace (the record's separators).
+    Token(String),
     /// The local breaker's configuration is invalid.
     Config(atomic_breaker::ConfigError),
     /// The background task is gone (the runtime shut down).
@@ -36,6 +39,12 @@ impl fmt::Display for FleetError {
                 write!(
                     f,
                     "breaker name {n:?} must be non-empty, without '{{' or '}}'"
+                )
+            }
+            FleetError::Token(t) => {
+                write!(
+                    f,
+                    "token {t:?} must be non-empty, without '|' or whitespace"
                 )
             }
             FleetError::Config(e) => write!(f, "configuration: {e:?}"),

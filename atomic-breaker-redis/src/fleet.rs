@@ -123,6 +123,9 @@ impl Builder {
             .ttl
             .max(open * 2 + self.lease + Duration::from_secs(60));
         let token = self.token.unwrap_or_else(default_token);
+        if token.is_empty() || token.contains(|c: char| c == '|' || c.is_whitespace()) {
+            return Err(FleetError::Token(token));
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(256);
         let shared = Arc::new(Shared {
@@ -162,7 +165,7 @@ fn default_token() -> String {
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
         .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty() && !h.contains('|'))
+        .filter(|h| !h.is_empty() && !h.contains(|c: char| c == '|' || c.is_whitespace()))
         .unwrap_or_else(|| "host".to_owned());
     format!(
         "{host}-{}-{}",

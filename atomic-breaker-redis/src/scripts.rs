@@ -27,11 +27,14 @@ pub struct Keys {
 }
 
 impl Keys {
-    /// The names for breaker `name` under `prefix`. `name` must not contain `{` or `}` (it is
-    /// the hash tag).
+    /// The names for breaker `name` under `prefix`. Neither may contain `{` or `}` (`name` is
+    /// the hash tag, and Redis Cluster hashes the first `{...}` of a key); `name` is non-empty.
     pub fn new(prefix: &str, name: &str) -> Result<Keys, FleetError> {
         if name.is_empty() || name.contains(['{', '}']) {
             return Err(FleetError::Name(name.to_owned()));
+        }
+        if prefix.contains(['{', '}']) {
+            return Err(FleetError::Name(prefix.to_owned()));
         }
         let record = format!("{prefix}:{{{name}}}");
         let channel = format!("{record}:events");
@@ -184,5 +187,6 @@ mod tests {
         assert_eq!(k.channel, "ab:{payments}:events");
         assert!(Keys::new("ab", "a{b").is_err());
         assert!(Keys::new("ab", "").is_err());
+        assert!(Keys::new("a{b}", "x").is_err());
     }
 }

@@ -316,3 +316,37 @@ async fn call_async_trips_the_fleet() {
     let e = b.call_async(async { Ok::<_, ()>(()) }).await.unwrap_err();
     assert!(e.is_rejected());
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn bad_names_and_tokens_are_typed_errors() {
+    use atomic_breaker_redis::{FleetBreaker, FleetError};
+    // No server needed: nothing connects at build time.
+    let url = "redis://127.0.0.1:1/";
+    let e = FleetBreaker::builder("a{b}", url).build().unwrap_err();
+    assert!(matches!(e, FleetError::Name(_)), "{e}");
+    let e = FleetBreaker::builder("ok", url)
+        .token("a|b")
+        .build()
+        .unwrap_err();
+    assert!(matches!(e, FleetError::Token(_)), "{e}");
+    let e = FleetBreaker::builder("ok", url)
+        .config(atomic_breaker::Config::new().fail_max(0))
+        .build()
+        .unwrap_err();
+    assert!(matches!(e, FleetError::Config(_)), "{e}");
+    let e = FleetBreaker::builder("ok", "not a url")
+        .build()
+        .unwrap_err();
+    assert!(matches!(e, FleetError::Redis(_)), "{e}");
+}
+
+#[test]
+fn building_outside_a_runtime_is_a_typed_error() {
+    let e = atomic_breaker_redis::FleetBreaker::builder("ok", "redis://127.0.0.1:1/")
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(e, atomic_breaker_redis::FleetError::NoRuntime),
+        "{e}"
+    );
+}
