@@ -75,6 +75,7 @@ scripts! {
     trip_script => "lua/trip.lua",
     claim_script => "lua/claim.lua",
     close_script => "lua/close.lua",
+    renew_script => "lua/renew.lua",
     manage_script => "lua/manage.lua",
 }
 
@@ -156,6 +157,25 @@ pub async fn close<C: ConnectionLike>(
 ) -> Result<Record, FleetError> {
     let args = [epoch.to_owned(), gen.to_string(), token.to_owned()];
     run(con, close_script(), keys, ttl, &args).await
+}
+
+/// RENEW: the trial owner extends its lease while its trial runs (same generation).
+pub async fn renew<C: ConnectionLike>(
+    con: &mut C,
+    keys: &Keys,
+    ttl: Duration,
+    epoch: &str,
+    gen: u64,
+    token: &str,
+    lease: Duration,
+) -> Result<Record, FleetError> {
+    let args = [
+        epoch.to_owned(),
+        gen.to_string(),
+        token.to_owned(),
+        ms(lease).max(1).to_string(),
+    ];
+    run(con, renew_script(), keys, ttl, &args).await
 }
 
 /// MANAGE: an operator's fleet-wide move.

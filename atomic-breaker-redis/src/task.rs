@@ -59,6 +59,8 @@ pub(crate) struct Task {
     /// A trial success not yet told to Redis: `(epoch, generation)` of the claim.
     pending_close: Option<(String, u64)>,
     claim_at: Option<Instant>,
+    /// While this process owns the trial: when to renew the lease if a trial is running.
+    renew_at: Option<Instant>,
     degraded: bool,
     resync: bool,
 }
@@ -75,6 +77,7 @@ impl Task {
             pending_trip: None,
             pending_close: None,
             claim_at: None,
+            renew_at: None,
             degraded: false,
             resync: false,
         }
@@ -99,6 +102,7 @@ impl Task {
                 next_refresh = Instant::now();
             }
             let claim_at = self.claim_at;
+            let renew_at = self.renew_at;
             tokio::select! {
                 m = rx.recv() => match m {
                     None => return,
@@ -120,6 +124,10 @@ impl Task {
                 _ = sleep_until(claim_at.unwrap_or(next_refresh)), if claim_at.is_some() => {
                     self.claim_at = None;
                     self.claim().await;
+                }
+                _ = sleep_until(renew_at.unwrap_or(next_refresh)), if renew_at.is_some() => {
+                    self.renew_at = None;
+                    self.renew().await;
                 }
             }
         }
@@ -285,6 +293,29 @@ impl Task {
         }
     }
 
+    /// Half the lease has passed and this process still owns the trial: if a trial call is
+    /// still running, extend the lease (an idle owner lets it lapse, so another process with
+    /// traffic can take the trial).
+    async fn renew(&mut self) {
+        let Some((epoch, gen)) = self.applied.clone() else {
+            return;
+        };
+        if self.shared.local.state() != State::HalfOpen || self.shared.local.trial_calls() == 0 {
+            return;
+        }
+        let token = self.shared.token.clone();
+        let lease = self.cfg.lease;
+        let r = self
+            .command(|c, k, ttl| async move {
+                let mut c = c;
+                scripts::renew(&mut c, &k, ttl, &epoch, gen, &token, lease).await
+            })
+            .await;
+        if let Ok(rec) = r {
+            self.apply(rec);
+        }
+    }
+
     /// Runs one script with the command timeout; tracks degraded/restored.
     async fn command<F, Fut>(&mut self, f: F) -> Result<Record, FleetError>
     where
@@ -357,7 +388,19 @@ impl Task {
             }
             _ => None,
         };
+        self.renew_at = match r.state {
+            FleetState::HalfOpen if r.owner == *token => Some(now + r.lease_remaining / 2),
+            _ => None,
+        };
         if !newer {
+            // Same generation, but the owner may have renewed its lease: keep rejecting until
+            // the new lease ends (the local breaker would otherwise run its own trial).
+            if r.state == FleetState::HalfOpen
+                && r.owner != *token
+                && matches!(self.shared.local.state(), State::Open | State::HalfOpen)
+            {
+                trip_for(&self.shared.local, r.lease_remaining + self.cfg.grace);
+            }
             self.last = Some(r.clone());
             self.set_status(|s| s.record = Some(r));
             return;

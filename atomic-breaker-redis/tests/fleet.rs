@@ -350,3 +350,42 @@ fn building_outside_a_runtime_is_a_typed_error() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_trial_keeps_its_lease() {
+    let srv = server();
+    let url = srv.url();
+    // Lease 500 ms (common::builder); the trial below runs for three leases.
+    let (a, b) = (member(&url, "renew"), member(&url, "renew"));
+    synced(&a).await;
+    synced(&b).await;
+    fail(&a, 3);
+    until(T, "claimed", || {
+        [&a, &b]
+            .iter()
+            .all(|f| f.fleet().is_some_and(|r| r.state == FleetState::HalfOpen))
+    })
+    .await;
+    let claimed = a.fleet().unwrap();
+    let (owner, other) = if claimed.owner == a.token() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    let permit = owner.allow().unwrap();
+    assert!(permit.is_trial());
+    // The trial call runs for 1.5 s: the owner renews at every half lease, so the other
+    // process never takes the trial over.
+    let end = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < end {
+        let r = other.fleet().unwrap();
+        assert_eq!(
+            (r.state, r.generation),
+            (FleetState::HalfOpen, claimed.generation)
+        );
+        assert!(other.allow().is_err());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(permit.success(), Recorded::Closed);
+    until(T, "other closed", || other.state() == State::Closed).await;
+}
