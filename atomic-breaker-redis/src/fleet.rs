@@ -1,0 +1,492 @@
+//! [`FleetBreaker`]: a local [`CircuitBreaker`] on the hot path, kept in step with the fleet by
+//! a background task.
+
+use core::future::Future;
+use core::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use atomic_breaker::{
+    CircuitBreaker, Config, Error, Outcome, Permit, Recorded, Rejected, Snapshot, State, StdClock,
+};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::error::FleetError;
+use crate::record::Record;
+use crate::scripts::{Keys, Manage};
+use crate::task::{Msg, Task, TaskConfig};
+
+/// What the fleet layer tells its observers (see [`FleetBreaker::events`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FleetEvent {
+    /// A Redis command failed or timed out: the breaker now protects as a local breaker only.
+    Degraded {
+        /// The error, as text.
+        error: String,
+    },
+    /// Redis answered again after [`Degraded`](FleetEvent::Degraded); the breaker resyncs.
+    Restored,
+    /// A newer fleet record was applied to the local breaker (after the local change).
+    Applied(Record),
+}
+
+/// How a [`FleetBreaker`] is set up; from [`FleetBreaker::builder`].
+#[derive(Clone, Debug)]
+pub struct Builder {
+    name: &'static str,
+    url: String,
+    prefix: String,
+    config: Config,
+    command_timeout: Duration,
+    connect_timeout: Duration,
+    refresh: Duration,
+    lease: Duration,
+    ttl: Duration,
+    claims_trials: bool,
+    token: Option<String>,
+}
+
+impl Builder {
+    /// Key prefix (default `atomic-breaker`): the record is `<prefix>:{<name>}`.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The local breaker's configuration (`fail_max`, `reset_timeout`, ...). `reset_timeout`
+    /// is also the fleet's open period after a trip.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Bound on every Redis command (default 250 ms). Callers never wait for it; it bounds how
+    /// long the background task waits before it declares Redis degraded.
+    pub fn command_timeout(mut self, d: Duration) -> Self {
+        self.command_timeout = d;
+        self
+    }
+
+    /// Bound on connecting to Redis (default 500 ms).
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    /// How often the record is re-read, in case a pub/sub message was lost (default 1 s). This
+    /// is the worst-case propagation time when pub/sub fails; also the reconnection cadence.
+    pub fn refresh(mut self, d: Duration) -> Self {
+        self.refresh = d;
+        self
+    }
+
+    /// The fleet trial's lease (default 10 s): after it, another process may claim the trial.
+    /// Make it longer than a trial call can take.
+    pub fn trial_lease(mut self, d: Duration) -> Self {
+        self.lease = d;
+        self
+    }
+
+    /// Minimum TTL of the record (default 1 h); raised to at least twice the open period plus
+    /// the lease. Every write and every refresh renews it.
+    pub fn ttl(mut self, d: Duration) -> Self {
+        self.ttl = d;
+        self
+    }
+
+    /// Whether this process may take the fleet trial (default true). An observer (a dashboard,
+    /// `breakerctl watch`) that sends no traffic should not, or the trial waits for its lease.
+    pub fn claims_trials(mut self, yes: bool) -> Self {
+        self.claims_trials = yes;
+        self
+    }
+
+    /// This process's identity as trial owner (default `<hostname>-<pid>-<n>`).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Builds the breaker and starts its background task on the current tokio runtime.
+    ///
+    /// Works while Redis is down: the task keeps trying to connect, and until it does the
+    /// breaker is a local breaker (and reports [`FleetEvent::Degraded`]).
+    pub fn build(self) -> Result<FleetBreaker, FleetError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| FleetError::NoRuntime)?;
+        let keys = Keys::new(&self.prefix, self.name)?;
+        let client = redis::Client::open(self.url.as_str())?;
+        let local = CircuitBreaker::try_new(self.name, self.config, StdClock)
+            .map_err(FleetError::Config)?;
+        let open = local.reset_timeout();
+        let ttl = self
+            .ttl
+            .max(open * 2 + self.lease + Duration::from_secs(60));
+        let token = self.token.unwrap_or_else(default_token);
+        if token.is_empty() || token.contains(|c: char| c == '|' || c.is_whitespace()) {
+            return Err(FleetError::Token(token));
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(256);
+        let shared = Arc::new(Shared {
+            local,
+            fleet_gen: AtomicU64::new(0),
+            tx,
+            events,
+            status: Mutex::new(Status::default()),
+            keys,
+            token,
+            command_timeout: self.command_timeout,
+        });
+        let task = Task::new(
+            shared.clone(),
+            client,
+            TaskConfig {
+                command_timeout: self.command_timeout,
+                connect_timeout: self.connect_timeout,
+                refresh: self.refresh,
+                lease: self.lease,
+                ttl,
+                claims_trials: self.claims_trials,
+                grace: self.command_timeout,
+            },
+        );
+        let handle = runtime.spawn(task.run(rx));
+        Ok(FleetBreaker {
+            shared,
+            _task: Arc::new(AbortOnDrop(handle)),
+        })
+    }
+}
+
+fn default_token() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty() && !h.contains(|c: char| c == '|' || c.is_whitespace()))
+        .unwrap_or_else(|| "host".to_owned());
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// What the task publishes for monitoring.
+#[derive(Debug, Default)]
+pub(crate) struct Status {
+    pub(crate) record: Option<Record>,
+    pub(crate) degraded: bool,
+}
+
+/// Everything the breaker handle and the task share.
+pub(crate) struct Shared {
+    pub(crate) local: CircuitBreaker<StdClock>,
+    /// The fleet generation last applied; read when a local trip or close is reported.
+    pub(crate) fleet_gen: AtomicU64,
+    pub(crate) tx: mpsc::UnboundedSender<Msg>,
+    pub(crate) events: broadcast::Sender<FleetEvent>,
+    pub(crate) status: Mutex<Status>,
+    pub(crate) keys: Keys,
+    pub(crate) token: String,
+    command_timeout: Duration,
+}
+
+impl Shared {
+    /// After a report: a local trip or close is news for the fleet; the rest is not. Never
+    /// waits (an unbounded channel to the task; at most one trip per open period).
+    ///
+    /// The report carries the fleet generation applied when it is made, not when the call was
+    /// admitted: every fleet record that changes the local state also changes the local
+    /// breaker's generation, so a permit admitted before such a change has already been
+    /// dropped by the core (`Recorded::Dropped`) and never gets here.
+    #[inline(always)]
+    fn reported(&self, r: Recorded) {
+        if matches!(r, Recorded::Tripped | Recorded::Closed) {
+            self.notify(r);
+        }
+    }
+
+    /// Out of line and cold: the closed path keeps only the compare above.
+    #[cold]
+    #[inline(never)]
+    fn notify(&self, r: Recorded) {
+        let gen = self.fleet_gen.load(Ordering::Relaxed);
+        let msg = if r == Recorded::Tripped {
+            Msg::Tripped { gen }
+        } else {
+            Msg::Closed { gen }
+        };
+        let _ = self.tx.send(msg);
+    }
+
+    pub(crate) fn emit(&self, e: FleetEvent) {
+        let _ = self.events.send(e);
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A circuit breaker shared by many processes through Redis, with the hot path still local.
+///
+/// Admission and reports are the core crate's atomic operations on a local breaker; in steady
+/// state (closed, calls succeeding) no Redis command is sent. A background task publishes local
+/// trips, learns the fleet's state by pub/sub and a periodic refresh, and runs the fleet's one
+/// trial. Cloning is cheap and shares the breaker; the task stops with the last clone.
+#[derive(Clone)]
+pub struct FleetBreaker {
+    shared: Arc<Shared>,
+    _task: Arc<AbortOnDrop>,
+}
+
+impl core::fmt::Debug for FleetBreaker {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FleetBreaker")
+            .field("record", &self.shared.keys.record)
+            .field("token", &self.shared.token)
+            .field("local", &self.shared.local)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FleetBreaker {
+    /// A builder for breaker `name` on the Redis at `url` (`redis://host:port/db`,
+    /// `redis+unix:///path`). The name becomes the key's hash tag.
+    pub fn builder(name: &'static str, url: impl Into<String>) -> Builder {
+        Builder {
+            name,
+            url: url.into(),
+            prefix: "atomic-breaker".to_owned(),
+            config: Config::new(),
+            command_timeout: Duration::from_millis(250),
+            connect_timeout: Duration::from_millis(500),
+            refresh: Duration::from_secs(1),
+            lease: Duration::from_secs(10),
+            ttl: Duration::from_secs(3600),
+            claims_trials: true,
+            token: None,
+        }
+    }
+
+    // ------------------------------------------------------------------ calling (local)
+
+    /// Asks to run one call: exactly the local breaker's [`allow`](CircuitBreaker::allow).
+    /// Never touches the network.
+    #[inline]
+    pub fn allow(&self) -> Result<FleetPermit<'_>, Rejected> {
+        let permit = self.shared.local.allow()?;
+        Ok(FleetPermit {
+            permit,
+            shared: &self.shared,
+        })
+    }
+
+    /// Runs `f` if admitted: `Ok` is a success, `Err` a failure (as the core's `call`).
+    #[inline]
+    pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, Error<E>> {
+        self.call_with(Outcome::of, f)
+    }
+
+    /// Runs `f` if admitted and counts the result as `classify` says.
+    #[inline]
+    pub fn call_with<T, E>(
+        &self,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, Error<E>> {
+        // The core permit directly (not wrapped in a `FleetPermit`): the same code as the
+        // core's `call_with` plus one match on the report.
+        let permit = self.shared.local.allow().map_err(Error::Rejected)?;
+        let result = f();
+        let recorded = permit.report(classify(&result));
+        self.shared.reported(recorded);
+        result.map_err(|error| Error::Failed {
+            error,
+            tripped: recorded == Recorded::Tripped,
+        })
+    }
+
+    /// Awaits `f` if admitted; a future dropped before it finishes gives its permit back.
+    pub async fn call_async<T, E>(
+        &self,
+        f: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, Error<E>> {
+        let permit = self.allow().map_err(Error::Rejected)?;
+        let result = f.await;
+        let recorded = permit.report(Outcome::of(&result));
+        result.map_err(|error| Error::Failed {
+            error,
+            tripped: recorded == Recorded::Tripped,
+        })
+    }
+
+    // ------------------------------------------------------------------ monitoring
+
+    /// The local breaker's state (what this process admits by).
+    pub fn state(&self) -> State {
+        self.shared.local.state()
+    }
+
+    /// The local breaker's snapshot.
+    pub fn snapshot(&self) -> Snapshot {
+        self.shared.local.snapshot()
+    }
+
+    /// The local breaker, for listeners and monitoring. Management through it is local only;
+    /// use this type's methods to act on the fleet.
+    pub fn local(&self) -> &CircuitBreaker<StdClock> {
+        &self.shared.local
+    }
+
+    /// The fleet record last applied (`None` before the first answer from Redis).
+    pub fn fleet(&self) -> Option<Record> {
+        self.status(|s| s.record.clone())
+    }
+
+    /// Whether Redis is currently failing (the breaker protects locally meanwhile).
+    pub fn is_degraded(&self) -> bool {
+        self.status(|s| s.degraded)
+    }
+
+    /// Fleet events from now on: [`FleetEvent::Degraded`], [`FleetEvent::Restored`],
+    /// [`FleetEvent::Applied`]. A slow receiver loses the oldest (tokio `broadcast`).
+    pub fn events(&self) -> broadcast::Receiver<FleetEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// This process's trial-owner token.
+    pub fn token(&self) -> &str {
+        &self.shared.token
+    }
+
+    /// The Redis key and channel.
+    pub fn keys(&self) -> &Keys {
+        &self.shared.keys
+    }
+
+    fn status<T>(&self, f: impl FnOnce(&Status) -> T) -> T {
+        match self.shared.status.lock() {
+            Ok(s) => f(&s),
+            Err(p) => f(&p.into_inner()),
+        }
+    }
+
+    // ------------------------------------------------------------------ fleet management
+
+    /// Re-reads the record now and applies it; returns it.
+    pub async fn refresh(&self) -> Result<Record, FleetError> {
+        self.ask(Msg::Sync).await
+    }
+
+    /// Opens the fleet for one open period (`reset_timeout`); a no-op if already open. Applied
+    /// locally at once, then in Redis (an error means the fleet did not hear it).
+    pub async fn open(&self) -> Result<Record, FleetError> {
+        self.shared.local.open();
+        let d = self.shared.local.reset_timeout();
+        self.ask(|tx| Msg::Manage(Manage::Open(d), tx)).await
+    }
+
+    /// Opens the fleet for exactly `d` (for example a server's `Retry-After`).
+    pub async fn trip_for(&self, d: Duration) -> Result<Record, FleetError> {
+        self.shared.local.trip_for(d).map_err(FleetError::Config)?;
+        self.ask(|tx| Msg::Manage(Manage::TripFor(d), tx)).await
+    }
+
+    /// Closes the fleet; releases forced-open and disabled.
+    pub async fn close(&self) -> Result<Record, FleetError> {
+        self.shared.local.close();
+        self.ask(|tx| Msg::Manage(Manage::Close, tx)).await
+    }
+
+    /// Rejects every call in the fleet until [`close`](Self::close).
+    pub async fn force_open(&self) -> Result<Record, FleetError> {
+        self.shared.local.force_open();
+        self.ask(|tx| Msg::Manage(Manage::ForceOpen, tx)).await
+    }
+
+    /// Admits every call in the fleet and records nothing until [`close`](Self::close).
+    pub async fn disable(&self) -> Result<Record, FleetError> {
+        self.shared.local.disable();
+        self.ask(|tx| Msg::Manage(Manage::Disable, tx)).await
+    }
+
+    async fn ask(
+        &self,
+        msg: impl FnOnce(oneshot::Sender<Result<Record, FleetError>>) -> Msg,
+    ) -> Result<Record, FleetError> {
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .tx
+            .send(msg(tx))
+            .map_err(|_| FleetError::Closed)?;
+        // The task may be busy with one connection attempt and one command before this one.
+        let bound = self.shared.command_timeout * 4 + Duration::from_secs(1);
+        match tokio::time::timeout(bound, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(FleetError::Closed),
+            Err(_) => Err(FleetError::Timeout(bound)),
+        }
+    }
+}
+
+/// Permission to run one call, from [`FleetBreaker::allow`]; report how it went.
+///
+/// Dropped without a report, it gives a trial slot back (as the core's [`Permit`]). Dropped
+/// during a panic, the core permit counts a failure; if that failure trips the local breaker,
+/// the fleet hears of it at the next refresh (the local breaker is Open while the fleet is
+/// Closed), not at once: this type has no `Drop` of its own, which keeps its moves cheap.
+#[must_use = "report the call's outcome with success(), failure() or ignore()"]
+pub struct FleetPermit<'a> {
+    permit: Permit<'a, StdClock, 4>,
+    shared: &'a Shared,
+}
+
+impl core::fmt::Debug for FleetPermit<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FleetPermit")
+            .field("permit", &self.permit)
+            .finish()
+    }
+}
+
+impl FleetPermit<'_> {
+    /// Whether this call is a trial (only the fleet trial's owner admits trials, unless Redis
+    /// is down and the local breaker runs its own).
+    pub fn is_trial(&self) -> bool {
+        self.permit.is_trial()
+    }
+
+    /// Reports a success.
+    #[inline]
+    pub fn success(self) -> Recorded {
+        self.report(Outcome::Success)
+    }
+
+    /// Reports a failure.
+    pub fn failure(self) -> Recorded {
+        self.report(Outcome::Failure)
+    }
+
+    /// Reports a call that says nothing about the dependency.
+    pub fn ignore(self) -> Recorded {
+        self.report(Outcome::Ignored)
+    }
+
+    /// Reports `outcome` to the local breaker; a trip or a close is handed to the background
+    /// task (never waited for).
+    #[inline]
+    pub fn report(self, outcome: Outcome) -> Recorded {
+        let FleetPermit { permit, shared } = self;
+        let r = permit.report(outcome);
+        shared.reported(r);
+        r
+    }
+}

@@ -1,0 +1,158 @@
+//! The fleet record as the scripts return and publish it.
+
+use core::fmt;
+use core::time::Duration;
+
+/// The fleet's state, as stored in Redis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FleetState {
+    /// Calls run; each process counts its own consecutive failures.
+    Closed,
+    /// Calls are rejected everywhere until the open period (Redis time) passes.
+    Open,
+    /// One process holds the fleet trial (under a lease); the others reject.
+    HalfOpen,
+    /// An operator opened the fleet until further notice.
+    ForcedOpen,
+    /// An operator disabled the breaker: every call runs, nothing is recorded.
+    Disabled,
+}
+
+impl FleetState {
+    /// The name stored in Redis (`closed`, `open`, `half_open`, `forced_open`, `disabled`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FleetState::Closed => "closed",
+            FleetState::Open => "open",
+            FleetState::HalfOpen => "half_open",
+            FleetState::ForcedOpen => "forced_open",
+            FleetState::Disabled => "disabled",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "closed" => FleetState::Closed,
+            "open" => FleetState::Open,
+            "half_open" => FleetState::HalfOpen,
+            "forced_open" => FleetState::ForcedOpen,
+            "disabled" => FleetState::Disabled,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for FleetState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One reading of the fleet record, with durations already taken against Redis `TIME`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Identifies one history of the record: a new epoch starts when the key was missing
+    /// (first use, `FLUSHALL`, TTL expiry). Generations compare only within an epoch.
+    pub epoch: String,
+    /// The fleet generation: +1 on every state change.
+    pub generation: u64,
+    /// The fleet state.
+    pub state: FleetState,
+    /// While Open: time left in the open period (zero once it has passed).
+    pub retry_after: Duration,
+    /// While HalfOpen: time left on the trial owner's lease.
+    pub lease_remaining: Duration,
+    /// While HalfOpen: the trial owner's token (empty otherwise).
+    pub owner: String,
+    /// Trips counted in this epoch.
+    pub trips: u64,
+    /// Redis time (Unix ms) of the latest opening; 0 before any.
+    pub opened_at_ms: u64,
+    /// Redis time (Unix ms) when this record was read or published.
+    pub redis_now_ms: u64,
+}
+
+impl Record {
+    /// Parses `epoch|gen|state|remaining|lease_remaining|owner|trips|opened_at|now`.
+    pub(crate) fn parse(s: &str) -> Option<Record> {
+        let mut it = s.split('|');
+        let epoch = it.next()?.to_owned();
+        let generation = it.next()?.parse().ok()?;
+        let state = FleetState::parse(it.next()?)?;
+        let retry_after = Duration::from_millis(it.next()?.parse().ok()?);
+        let lease_remaining = Duration::from_millis(it.next()?.parse().ok()?);
+        let owner = it.next()?.to_owned();
+        let trips = it.next()?.parse().ok()?;
+        let opened_at_ms = it.next()?.parse().ok()?;
+        let redis_now_ms = it.next()?.parse().ok()?;
+        if it.next().is_some() {
+            return None;
+        }
+        Some(Record {
+            epoch,
+            generation,
+            state,
+            retry_after,
+            lease_remaining,
+            owner,
+            trips,
+            opened_at_ms,
+            redis_now_ms,
+        })
+    }
+
+    /// Whether this record is newer than `(epoch, generation)` last applied: another epoch,
+    /// or a higher generation in the same one.
+    pub fn is_newer_than(&self, epoch: &str, generation: u64) -> bool {
+        self.epoch != epoch || self.generation > generation
+    }
+}
+
+impl fmt::Display for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} gen={} epoch={}",
+            self.state, self.generation, self.epoch
+        )?;
+        match self.state {
+            FleetState::Open => write!(f, " retry_after={:?}", self.retry_after)?,
+            FleetState::HalfOpen => write!(
+                f,
+                " owner={} lease_remaining={:?}",
+                self.owner, self.lease_remaining
+            )?,
+            _ => {}
+        }
+        write!(f, " trips={}", self.trips)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_what_the_scripts_encode() {
+        let r =
+            Record::parse("1700000000.5|7|half_open|0|2500|p1-42|3|1700000000123|1700000001000")
+                .unwrap();
+        assert_eq!(r.generation, 7);
+        assert_eq!(r.state, FleetState::HalfOpen);
+        assert_eq!(r.lease_remaining, Duration::from_millis(2500));
+        assert_eq!(r.owner, "p1-42");
+        assert_eq!(r.trips, 3);
+        assert!(r.is_newer_than("1700000000.5", 6));
+        assert!(!r.is_newer_than("1700000000.5", 7));
+        assert!(r.is_newer_than("other", 99));
+    }
+
+    #[test]
+    fn rejects_malformed_records() {
+        assert!(Record::parse("").is_none());
+        assert!(Record::parse("e|x|closed|0|0||0|0|0").is_none());
+        assert!(Record::parse("e|1|ajar|0|0||0|0|0").is_none());
+        assert!(Record::parse("e|1|closed|0|0||0|0|0|extra").is_none());
+        assert!(Record::parse("e|1|closed|0|0||0|0|0").is_some());
+    }
+}
