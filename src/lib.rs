@@ -52,7 +52,9 @@
 //! - `std` (default): [`StdClock`], listener panics caught and counted, a permit dropped during a
 //!   panic counts as a failure. Without it the crate is `#![no_std]` and allocates nothing
 //!   (neither does it with `std`).
-//! - `embedded-time`, `defmt`, `heapless`, `stream`: integrations, each in its own module.
+//! - `embassy`, `embedded-time`, `defmt`, `heapless`, `stream`: integrations, each in its own module
+//!   (`embassy` is a clock over the embassy time driver, `embedded-time` one over an
+//!   `embedded_time::Clock`).
 //! - `tower`: [`tower::BreakerLayer`], a tower `Layer` and `Service` for axum, tonic and hyper
 //!   stacks (implies `std`, as `tower-service` does).
 //! - `critical-section`: pass-through to `portable-atomic` for targets without native

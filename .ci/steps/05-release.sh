@@ -68,6 +68,9 @@ badge struct.EmbeddedTimeClock.html embedded-time
 badge struct.EventQueue.html heapless
 badge fn.defmt_event_logger.html defmt
 badge type.GuardedStream.html stream
+badge struct.EmbassyClock.html embassy
+badge tower/index.html tower
+badge tower/struct.BreakerLayer.html tower
 echo "feature badges present"
 
 say "feature matrix on the host"

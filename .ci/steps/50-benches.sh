@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-cargo bench --no-run
+cargo bench --no-run --all-features

@@ -2,10 +2,9 @@
 # Servers (issue 9): the `tower` feature and the unpublished `servers/` workspace member (axum,
 # hyper, tonic, tower-resilience), kept out of the library's dev-dependencies so that miri and
 # the no-default-features steps never compile them.
-# - clippy on servers/ (the root clippy in .ci/run covers only the library package);
-# - its tests: a real axum proxy on loopback in front of a flaky upstream, seen by a hyper
-#   client (200s, 503 + Retry-After, recovery), and tonic's Status mapping; its bench in
-#   criterion's test mode (one quick pass, debug build, shares the tests' artifacts);
+# - its clippy and tests (a real axum proxy on loopback in front of a flaky upstream, seen by a
+#   hyper client: 200s, 503 + Retry-After, recovery; tonic's Status mapping) run in .ci/run with
+#   the rest of the workspace; here its bench runs in criterion's test mode (one quick pass);
 # - the demo, run for real (real clock, about 3 s, bounded by `timeout`);
 # - the `tower` feature on the MSRV toolchain (installed by .ci/run).
 # About 4 minutes from scratch on a busy 2-core machine (mostly compiling axum, hyper, tonic),
@@ -16,11 +15,8 @@ cd "$(dirname "$0")/../.."
 t0=$SECONDS
 lap() { echo "servers: $1 done at +$((SECONDS - t0)) s"; }
 
-cargo clippy -p atomic-breaker-servers --all-targets -- -D warnings
-lap clippy
-
-cargo test -p atomic-breaker-servers --all-targets
-lap "tests, example build, bench in test mode"
+cargo test -p atomic-breaker-servers --benches
+lap "bench in test mode"
 
 out=$(mktemp)
 timeout 120 cargo run -q -p atomic-breaker-servers --example axum_breaker | tee "$out"
