@@ -14,8 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TERM_COLOR=never
 
-# Features that need std (the crate's own `std`, and features that turn it on).
-HOST_ONLY=" std "
+# Features that need std: the crate's own `std`, and `tower` (tower-service is a std crate).
+HOST_ONLY=" std tower "
 
 say() { echo; echo "---- $* ($(date +%H:%M:%S))"; }
 start=$SECONDS
