@@ -554,8 +554,9 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// fires the state-change event, exactly once, on this thread.
     fn after_change(&self, old: Word, step: &Step, now: Option<u64>) {
         let Some(new) = step.next else { return };
-        let reopened = matches!(step.effect, Effect::Changed) && new.state() == State::Open;
-        if new.state() == State::Open && (old.state() != State::Open || reopened) {
+        // Every word written in Open is an opening: a trip, a failed trial, `open()`, or
+        // `trip_for` (which re-opens an Open breaker). A report or release in Open writes nothing.
+        if new.state() == State::Open {
             let now = now.unwrap_or_else(|| self.clock.now_ms());
             self.opened_at
                 .store(now.saturating_add(1), Ordering::Relaxed);
