@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use atomic_breaker::{
-    Backoff, CircuitBreaker, Config, ConfigError, Event, EventKind, ManualClock, State,
-    MAX_FAIL_MAX, MAX_HALF_OPEN_CALLS, MAX_PERIOD, MAX_SUCCESS_THRESHOLD,
+    Backoff, CircuitBreaker, Config, ConfigError, ManualClock, State, MAX_FAIL_MAX,
+    MAX_HALF_OPEN_CALLS, MAX_PERIOD, MAX_SUCCESS_THRESHOLD,
 };
 
 fn ms(n: u64) -> Duration {
@@ -133,6 +133,7 @@ fn is_open_is_true_exactly_where_calls_are_rejected() {
 #[cfg(feature = "std")]
 #[test]
 fn each_panicking_listener_call_counts_once() {
+    use atomic_breaker::{Event, EventKind};
     fn boom(e: &Event) {
         if e.name == "panics" && matches!(e.kind, EventKind::BeforeCall) {
             std::panic::resume_unwind(Box::new("listener"));
