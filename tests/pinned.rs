@@ -220,3 +220,18 @@ mod fused {
         assert_eq!(run.size_hint(), (0, Some(1)));
     }
 }
+
+/// Listeners that return normally count no panic (with or without `std`).
+#[test]
+fn listeners_that_return_count_no_panic() {
+    fn quiet(_: &atomic_breaker::Event) {}
+    let clock = ManualClock::new();
+    let b: CircuitBreaker<&ManualClock> =
+        CircuitBreaker::new("no-panics", Config::new().fail_max(1), &clock)
+            .with_listener(quiet)
+            .with_listener(quiet);
+    assert_eq!(b.call(|| Ok::<_, ()>(1)).unwrap(), 1);
+    let _ = b.call(|| Err::<(), _>(()));
+    assert_eq!(b.state(), State::Open);
+    assert_eq!(b.listener_panics(), 0);
+}
