@@ -235,3 +235,26 @@ fn listeners_that_return_count_no_panic() {
     assert_eq!(b.state(), State::Open);
     assert_eq!(b.listener_panics(), 0);
 }
+
+/// The iterator guards' size hints: at least the inner items and no upper bound (rejections come
+/// on top) while live, exactly zero once ended; a run is bounded by the inner upper bound, and
+/// while idle leaves room for one rejection.
+#[test]
+fn guarded_iterators_hint_sizes() {
+    let clock = ManualClock::new();
+    let b: CircuitBreaker<&ManualClock> = CircuitBreaker::new("iter-hints", Config::new(), &clock);
+    let mut it = b.guard_iter([Ok::<u32, ()>(1), Ok(2), Ok(3)]);
+    assert_eq!(it.size_hint(), (3, None));
+    assert_eq!(it.next().map(Result::ok), Some(Some(1)));
+    assert_eq!(it.size_hint(), (2, None));
+    assert_eq!(it.by_ref().count(), 2);
+    assert_eq!(it.size_hint(), (0, Some(0)));
+    let mut run = b.guard_iter_run([Ok::<u32, ()>(1), Ok(2)]);
+    assert_eq!(run.size_hint(), (0, Some(2)));
+    assert_eq!(run.next().map(Result::ok), Some(Some(1)));
+    assert_eq!(run.size_hint(), (0, Some(1)));
+    assert_eq!(run.by_ref().count(), 1);
+    assert_eq!(run.size_hint(), (0, Some(0)));
+    let empty = b.guard_iter_run(Vec::<Result<u32, ()>>::new());
+    assert_eq!(empty.size_hint(), (0, Some(1)));
+}
