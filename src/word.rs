@@ -64,6 +64,7 @@ const IN_FLIGHT_BITS: u32 = 5;
 const LEVEL_BITS: u32 = 3;
 const GEN_BITS: u32 = 16;
 const UNTIL_BITS: u32 = 29;
+#[allow(dead_code)] // read only by the compile-time checks (rustc 1.88 does not count those)
 const RESERVED_BITS: u32 = 1;
 
 /// Shift of the `STATE` field: the breaker's [`State`].
@@ -79,6 +80,7 @@ const GEN_SHIFT: u32 = LEVEL_SHIFT + LEVEL_BITS;
 /// Shift of the `UNTIL` field: a deadline in ms modulo 2^29.
 const UNTIL_SHIFT: u32 = GEN_SHIFT + GEN_BITS;
 /// Shift of the reserved bit (always 0).
+#[allow(dead_code)] // read only by the compile-time checks (rustc 1.88 does not count those)
 const RESERVED_SHIFT: u32 = UNTIL_SHIFT + UNTIL_BITS;
 
 const fn mask(bits: u32, shift: u32) -> u64 {
@@ -91,6 +93,7 @@ const IN_FLIGHT_MASK: u64 = mask(IN_FLIGHT_BITS, IN_FLIGHT_SHIFT);
 const LEVEL_MASK: u64 = mask(LEVEL_BITS, LEVEL_SHIFT);
 const GEN_MASK: u64 = mask(GEN_BITS, GEN_SHIFT);
 const UNTIL_MASK: u64 = mask(UNTIL_BITS, UNTIL_SHIFT);
+#[allow(dead_code)] // read only by the compile-time checks (rustc 1.88 does not count those)
 const RESERVED_MASK: u64 = mask(RESERVED_BITS, RESERVED_SHIFT);
 
 /// Largest value of `COUNT`: the largest `fail_max` and `success_threshold`.
