@@ -20,7 +20,7 @@ use crate::clock::Clock;
 use crate::config::{self, duration_ms, Config, ConfigError};
 use crate::error::Rejected;
 use crate::event::{Event, EventKind, Listener};
-use crate::listeners::{ListenerId, ListenerTableFull, Listeners};
+use crate::listeners::{self, ListenerId, ListenerTableFull, Listeners};
 use crate::machine::{
     closed_admit, closed_success_is_noop, transition, Effect, Env, Op, Params, Step,
 };
@@ -89,6 +89,11 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
 
     loom_const_fn! {
         /// Like [`new`](Self::new), but returns the configuration error instead of panicking.
+        ///
+        /// On an error the clock is not dropped but forgotten (`core::mem::forget`): a `const fn`
+        /// cannot run a generic destructor. The clocks of this crate have no destructor; if
+        /// yours owns a resource, call [`Config::validate`] first, or pass the clock by
+        /// reference.
         pub fn try_new(name: &'static str, config: Config, clock: C) -> Result<Self, ConfigError> {
             if let Err(e) = config.validate() {
                 // A `const fn` cannot drop a generic value; the clock is simply not kept.
@@ -141,13 +146,16 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// Asks to run one call. A [`Permit`] means go ahead and report how it went; a
     /// [`Rejected`] means the call must not run.
     ///
+    /// Report before any early return: a `?` between `allow` and the report drops the permit
+    /// unreported, which counts nothing (see [`Permit`]).
+    ///
     /// On the closed path this is one atomic load and a compare, plus one load of the listener
     /// table's length.
     #[inline]
     pub fn allow(&self) -> Result<Permit<'_, C, L>, Rejected> {
         // The closed path inline: one load and a compare (see `machine::closed_admit`).
         if let Some(gen) = closed_admit(self.load()) {
-            let observed = self.emit(EventKind::BeforeCall);
+            let observed = self.emit_before_call();
             return Ok(Permit::new(self, gen, false, observed));
         }
         self.allow_slow()
@@ -160,7 +168,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         match step.effect {
             Effect::Admitted { gen, trial } => {
                 self.after_change(old, &step, now);
-                let observed = self.emit(EventKind::BeforeCall);
+                let observed = self.emit_before_call();
                 Ok(Permit::new(self, gen, trial, observed))
             }
             Effect::Rejected { retry_after_ms } => {
@@ -216,16 +224,15 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     }
 
     /// Reports the outcome of a call admitted in generation `gen`; used by [`Permit`].
-    /// `observed` says whether a listener was registered at admission; if not, the outcome
-    /// event is not dispatched.
+    /// `observed` is what the call's `BeforeCall` dispatch returned: the highest listener
+    /// sequence number it called, 0 if none. The outcome event goes only to listeners up to it,
+    /// so none sees an outcome without its `BeforeCall`.
     #[inline]
-    pub(crate) fn finish(&self, gen: u8, outcome: Outcome, observed: bool) -> Recorded {
+    pub(crate) fn finish(&self, gen: u16, outcome: Outcome, observed: u32) -> Recorded {
         // The closed path inline: a success with nothing to reset is one load and a compare
         // (see `machine::closed_success_is_noop`).
         if outcome == Outcome::Success && closed_success_is_noop(self.load(), gen) {
-            if observed {
-                self.emit(EventKind::Success);
-            }
+            self.emit_outcome(EventKind::Success, observed);
             return Recorded::Counted;
         }
         self.finish_slow(gen, outcome, observed)
@@ -233,15 +240,14 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
 
     /// Every other report, through the machine and the CAS helper.
     #[inline(never)]
-    fn finish_slow(&self, gen: u8, outcome: Outcome, observed: bool) -> Recorded {
+    fn finish_slow(&self, gen: u16, outcome: Outcome, observed: u32) -> Recorded {
         let (old, step, now) = self.apply(Op::Report { gen, outcome });
-        if observed {
-            self.emit(match outcome {
-                Outcome::Success => EventKind::Success,
-                Outcome::Failure => EventKind::Failure,
-                Outcome::Ignored => EventKind::Ignored,
-            });
-        }
+        let kind = match outcome {
+            Outcome::Success => EventKind::Success,
+            Outcome::Failure => EventKind::Failure,
+            Outcome::Ignored => EventKind::Ignored,
+        };
+        self.emit_outcome(kind, observed);
         self.after_change(old, &step, now);
         match step.effect {
             Effect::Recorded { tripped: true, .. } => Recorded::Tripped,
@@ -252,7 +258,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     }
 
     /// Gives back a trial slot admitted in generation `gen`; used by [`Permit`]'s `Drop`.
-    pub(crate) fn release(&self, gen: u8) {
+    pub(crate) fn release(&self, gen: u16) {
         let _ = self.apply(Op::Release { gen });
     }
 
@@ -279,7 +285,10 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     }
 
     /// Opens the breaker for exactly `d` from now (for example a server's `Retry-After`),
-    /// whatever the state; an Open breaker gets the new deadline.
+    /// whatever the state; an Open breaker gets the new deadline. Like [`open`](Self::open), it
+    /// is a manual move: it leaves [`force_open`](Self::force_open) and
+    /// [`disable`](Self::disable) too. `d` of at most [`MAX_PERIOD`](crate::MAX_PERIOD) (24 h);
+    /// longer is [`ConfigError::TripPeriod`].
     pub fn trip_for(&self, d: Duration) -> Result<(), ConfigError> {
         let ms = duration_ms(d);
         if ms > config::MAX_PERIOD.as_millis() as u64 {
@@ -289,8 +298,10 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         Ok(())
     }
 
-    /// Rejects every call until [`close`](Self::close), [`open`](Self::open) or
-    /// [`half_open`](Self::half_open). Returns whether the state changed.
+    /// Rejects every call until [`close`](Self::close), [`open`](Self::open),
+    /// [`half_open`](Self::half_open), [`trip_for`](Self::trip_for) or
+    /// [`disable`](Self::disable): every other manual move leaves it. Returns whether the state
+    /// changed.
     pub fn force_open(&self) -> bool {
         self.manage(Op::ForceOpen)
     }
@@ -378,7 +389,10 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     }
 
     /// Consecutive failures counted while Closed; while Open, the failures that tripped it
-    /// (0 after a manual open). 0 in the other states.
+    /// (0 after a manual open, 1 after a failed half-open trial). 0 in the other states.
+    ///
+    /// Not PyBreaker's `fail_counter`, which keeps counting through Open and HalfOpen (it reads
+    /// `fail_max + 1` after a failed trial) and is reset only by a success or `close()`.
     pub fn fail_counter(&self) -> u32 {
         let w = self.load();
         match w.state() {
@@ -464,11 +478,24 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     }
 
     /// Adds a listener at run time; it runs after every listener added before it.
+    ///
+    /// It hears every event dispatched after `add_listener` returns, except the outcomes
+    /// (`Success`, `Failure`, `Ignored`) of calls admitted before: a listener never sees an
+    /// outcome without that call's `BeforeCall` (the one exception: `add_listener` calls racing
+    /// each other and the admission, see the `listeners` module). A refused add (a full table)
+    /// changes nothing. Each successful add uses one of 2^32 - 2 sequence numbers of this
+    /// breaker, never reused: once they are spent, every add is refused.
     pub fn add_listener(&self, f: Listener) -> Result<ListenerId, ListenerTableFull> {
         self.listeners.add(f)
     }
 
     /// Removes a listener; `false` if `id` was already removed.
+    ///
+    /// Not a barrier: a dispatch that had already taken its snapshot of the table (on another
+    /// thread, or further up this thread's stack) may still call the removed listener once
+    /// after this returns `true`; no dispatch that starts later does. `id` must come from this
+    /// breaker's [`add_listener`](Self::add_listener): ids are per breaker, and another
+    /// breaker's id may name, and remove, a listener here.
     pub fn remove_listener(&self, id: ListenerId) -> bool {
         self.listeners.remove(id)
     }
@@ -527,8 +554,9 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// fires the state-change event, exactly once, on this thread.
     fn after_change(&self, old: Word, step: &Step, now: Option<u64>) {
         let Some(new) = step.next else { return };
-        let reopened = matches!(step.effect, Effect::Changed) && new.state() == State::Open;
-        if new.state() == State::Open && (old.state() != State::Open || reopened) {
+        // Every word written in Open is an opening: a trip, a failed trial, `open()`, or
+        // `trip_for` (which re-opens an Open breaker). A report or release in Open writes nothing.
+        if new.state() == State::Open {
             let now = now.unwrap_or_else(|| self.clock.now_ms());
             self.opened_at
                 .store(now.saturating_add(1), Ordering::Relaxed);
@@ -541,26 +569,48 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         }
     }
 
-    /// Dispatches `kind` to the listeners; returns whether there were any to dispatch to.
+    /// Dispatches `kind` to every listener.
     #[inline]
-    fn emit(&self, kind: EventKind) -> bool {
-        if self.listeners.is_empty() {
-            return false;
+    fn emit(&self, kind: EventKind) {
+        if !self.listeners.is_empty() {
+            self.dispatch(kind, listeners::ALL);
         }
-        self.dispatch(kind);
-        true
     }
 
-    /// The listener calls, out of line: the hot paths keep only the emptiness check.
-    #[inline(never)]
-    fn dispatch(&self, kind: EventKind) {
-        let panics = self.listeners.dispatch(&Event {
-            name: self.name,
-            kind,
-        });
-        if panics > 0 {
-            self.listener_panics.fetch_add(panics, Ordering::Relaxed);
+    /// Dispatches a call's `BeforeCall`; returns the highest listener sequence number called
+    /// ([`listeners::NONE_CALLED`] if none), for the permit to hand back with the outcome.
+    #[inline]
+    fn emit_before_call(&self) -> u32 {
+        if self.listeners.is_empty() {
+            return listeners::NONE_CALLED;
         }
+        self.dispatch(EventKind::BeforeCall, listeners::ALL)
+    }
+
+    /// Dispatches a call's outcome to the listeners that saw its `BeforeCall` (sequence numbers
+    /// up to `observed`); nothing when none did.
+    #[inline]
+    fn emit_outcome(&self, kind: EventKind, observed: u32) {
+        if observed != listeners::NONE_CALLED {
+            self.dispatch(kind, observed);
+        }
+    }
+
+    /// The listener calls, out of line: the hot paths keep only the emptiness check. Returns
+    /// the highest sequence number called.
+    #[inline(never)]
+    fn dispatch(&self, kind: EventKind, upto: u32) -> u32 {
+        let d = self.listeners.dispatch(
+            &Event {
+                name: self.name,
+                kind,
+            },
+            upto,
+        );
+        if d.panics > 0 {
+            self.listener_panics.fetch_add(d.panics, Ordering::Relaxed);
+        }
+        d.last
     }
 }
 

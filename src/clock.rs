@@ -14,9 +14,10 @@ pub use with_std::StdClock;
 ///
 /// # Contract
 /// - **Unit**: milliseconds since an epoch of the clock's choosing (boot, first use, zero).
-/// - **Monotonic**: a reading is never smaller than an earlier reading. The breaker does not
-///   misbehave when the clock passes `u64` milliseconds modulo 2^40; it compares deadlines
-///   with wrapping arithmetic.
+/// - **Monotonic**: a reading is never smaller than an earlier reading. Any value is fine, up to
+///   and including `u64::MAX`: deadlines are kept modulo 2^29 ms and set and compared with
+///   wrapping arithmetic, so a clock that saturates at `u64::MAX` (as [`ManualClock`] and
+///   `StdClock` do) simply stops time there.
 /// - **Never fails**: a clock that can fail must decide what to return (for example the last
 ///   good reading) rather than panic.
 /// - **Resolution**: 1 ms or finer; a coarser clock makes every period at least that coarse.

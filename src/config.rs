@@ -11,8 +11,9 @@ pub const MAX_FAIL_MAX: u32 = word::MAX_COUNT;
 pub const MAX_SUCCESS_THRESHOLD: u32 = word::MAX_COUNT;
 /// Largest `half_open_max_calls` (31).
 pub const MAX_HALF_OPEN_CALLS: u32 = word::MAX_IN_FLIGHT;
-/// Longest `reset_timeout`, trial lease, backoff cap or `trip_for` period: 2^38 ms (about 8.7
-/// years).
+/// Longest `reset_timeout`, trial lease, backoff cap or `trip_for` period: 24 hours. Longer
+/// ones are refused with a [`ConfigError`]. The state word keeps deadlines in 29 bits of
+/// milliseconds; see the crate's README, "The state word".
 pub const MAX_PERIOD: Duration = Duration::from_millis(word::MAX_PERIOD_MS);
 
 /// Backoff of the open period when the breaker re-trips from half-open.
@@ -285,17 +286,13 @@ impl ConfigError {
             ConfigError::FailMax(_) => "fail_max must be between 1 and 127",
             ConfigError::SuccessThreshold(_) => "success_threshold must be between 1 and 127",
             ConfigError::HalfOpenMaxCalls(_) => "half_open_max_calls must be between 1 and 31",
-            ConfigError::ResetTimeout(_) => {
-                "reset_timeout must be at most 2^38 ms (about 8.7 years)"
-            }
-            ConfigError::TrialLease(_) => {
-                "trial_lease must be between 1 ms and 2^38 ms (about 8.7 years)"
-            }
+            ConfigError::ResetTimeout(_) => "reset_timeout must be at most 24 hours",
+            ConfigError::TrialLease(_) => "trial_lease must be between 1 ms and 24 hours",
             ConfigError::BackoffMax(_) => {
-                "the backoff cap must be at least reset_timeout and at most 2^38 ms"
+                "the backoff cap must be at least reset_timeout and at most 24 hours"
             }
             ConfigError::Jitter(_) => "backoff jitter must be at most 100 percent",
-            ConfigError::TripPeriod(_) => "trip_for period must be at most 2^38 ms",
+            ConfigError::TripPeriod(_) => "trip_for period must be at most 24 hours",
         }
     }
 }

@@ -135,7 +135,7 @@ impl Format for Snapshot {
         defmt::write!(
             f,
             "{=str}: {} failures {=u32}/{=u32} successes {=u32}/{=u32} trials {=u32}/{=u32} \
-             generation {=u8} backoff {=u8} retry_after {} opened_at {} reset_timeout {}",
+             generation {=u16} backoff {=u8} retry_after {} opened_at {} reset_timeout {}",
             self.name,
             self.state,
             self.fail_counter,

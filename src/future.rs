@@ -71,7 +71,10 @@ pub type DefaultClassifier<T, E> = fn(&Result<T, E>) -> Outcome;
 /// gives back its trial slot. Like any [`Permit`], a guarded future dropped during some other
 /// panic of its thread also counts a failure with `std`.
 ///
-/// Polling it again after it resolved panics, as most futures do.
+/// Polling it again after it resolved returns [`Poll::Pending`] and does nothing else (as
+/// `futures::future::Fuse` does): it never panics, which matters on targets where a panic is
+/// fatal. It does not wake the task either, so a task that polls a completed future waits
+/// forever; with the feature `stream`, `FusedFuture::is_terminated` tells it not to.
 ///
 /// Implements `Future<Output = Result<T, Error<E>>>` when `F: FnOnce() -> Fut`,
 /// `Fut: Future<Output = Result<T, E>>` and `K: FnOnce(&Result<T, E>) -> Outcome`; also
@@ -202,7 +205,8 @@ where
                 let CallStageReplace::Waiting { make, classify } =
                     this.stage.as_mut().project_replace(CallStage::Done)
                 else {
-                    unreachable!("the stage was Waiting")
+                    // The stage was Waiting: never taken. No panic path on firmware.
+                    return Poll::Pending;
                 };
                 // If `make` panics, the permit on this stack counts the failure (with `std`).
                 let fut = make();
@@ -210,10 +214,12 @@ where
                 Some(permit)
             }
             CallStageProj::Running { .. } => this.gate.permit.take(),
-            CallStageProj::Done => panic!("`CallAsync` polled after completion"),
+            // Polled after completion: nothing to do, and no panic (see the type's docs).
+            CallStageProj::Done => return Poll::Pending,
         };
         let CallStageProj::Running { fut, .. } = this.stage.as_mut().project() else {
-            unreachable!("the stage is Running")
+            // The stage is Running: never taken.
+            return Poll::Pending;
         };
         match fut.poll(cx) {
             Poll::Pending => {
@@ -224,7 +230,8 @@ where
                 let CallStageReplace::Running { classify, .. } =
                     this.stage.project_replace(CallStage::Done)
                 else {
-                    unreachable!("the stage was Running")
+                    // The stage was Running: never taken.
+                    return Poll::Pending;
                 };
                 let outcome = classify(&result);
                 Poll::Ready(settle(permit, outcome, result))
@@ -295,7 +302,8 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let GuardStageProj::Live { fut, admitted, .. } = this.stage.as_mut().project() else {
-            panic!("`Guarded` polled after completion")
+            // Polled after completion: nothing to do, and no panic (see `CallAsync`'s docs).
+            return Poll::Pending;
         };
         let permit = if *admitted {
             this.gate.permit.take()
@@ -321,7 +329,8 @@ where
                 let GuardStageReplace::Live { classify, .. } =
                     this.stage.project_replace(GuardStage::Done)
                 else {
-                    unreachable!("the stage was Live")
+                    // The stage was Live: never taken.
+                    return Poll::Pending;
                 };
                 let outcome = classify(&result);
                 Poll::Ready(settle(permit, outcome, result))

@@ -8,12 +8,29 @@
 //! | `BUSY` (`u32::MAX`) | claimed by an `add` that is writing the pointer |
 //! | anything else | occupied; the value orders listeners by when they were added |
 //!
-//! `add` takes a sequence number from `next_seq`, claims a free slot with a CAS
-//! `EMPTY -> BUSY`, stores the pointer, then publishes its sequence number (Release). `remove` takes a [`ListenerId`] (slot and sequence number) and CASes
-//! that exact sequence number back to `EMPTY`, so a stale id cannot remove a newer listener.
-//! Dispatch reads each slot's sequence number, its pointer (Acquire) and the sequence number
-//! again; a slot that changed in between is skipped for that event. Listeners are called in the
-//! order they were added (PyBreaker's list order), whatever slot they landed in.
+//! `add` claims a free slot with a CAS `EMPTY -> BUSY`, then takes a sequence number from
+//! `next_seq` (so a refused add, on a full table, consumes none), stores the pointer, then
+//! publishes its sequence number (Release). `remove` takes a [`ListenerId`] (slot and sequence
+//! number) and CASes that exact sequence number back to `EMPTY`, so a stale id cannot remove a
+//! newer listener. Dispatch reads each slot's sequence number, its pointer (Acquire) and the
+//! sequence number again; a slot that changed in between is skipped for that event. Listeners
+//! are called in the order they were added (PyBreaker's list order), whatever slot they landed
+//! in.
+//!
+//! # What a listener can rely on
+//! - **Outcomes follow their `BeforeCall`**: the `BeforeCall` dispatch returns the highest
+//!   sequence number it called; the permit keeps it, and the call's outcome goes only to
+//!   listeners with a sequence number up to it. A listener added after the admission never
+//!   gets that call's outcome. (The one exception is a race among several `add`s and the
+//!   admission itself: an `add` still in progress, holding a lower number than an `add` that
+//!   finished first, may get the outcome without the `BeforeCall`.)
+//! - **Removal is not a barrier**: a dispatch that took its snapshot before `remove` returned
+//!   `true` may still call the removed listener once (as in RCU). It is never called by a
+//!   dispatch that starts after.
+//! - **Ids belong to their breaker**: a [`ListenerId`] is a slot and a per-breaker sequence
+//!   number; given to another breaker's `remove_listener` it may remove that breaker's listener.
+//! - **Sequence numbers are never reused**: after 2^32 - 2 successful adds on one breaker the
+//!   table refuses every further `add` with [`ListenerTableFull`].
 
 use core::fmt;
 
@@ -124,30 +141,32 @@ impl<const N: usize> Listeners<N> {
     /// Adds `f`; it runs after every listener added before it.
     pub(crate) fn add(&self, f: Listener) -> Result<ListenerId, ListenerTableFull> {
         let full = ListenerTableFull { capacity: N };
-        // Sequence numbers never wrap: after four billion adds they are exhausted and `add`
-        // refuses rather than misorder.
-        let Ok(seq) = self
-            .next_seq
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
-                (s != BUSY).then_some(s.wrapping_add(1))
-            })
-        else {
-            return Err(full);
-        };
         for (i, slot) in self.slots.iter().enumerate() {
             if slot
                 .seq
                 .compare_exchange(EMPTY, BUSY, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
+                .is_err()
             {
-                slot.f.store(f as *mut (), Ordering::Release);
-                slot.seq.store(seq, Ordering::Release);
-                self.len.fetch_add(1, Ordering::Release);
-                return Ok(ListenerId {
-                    slot: i as u32,
-                    seq,
-                });
+                continue;
             }
+            // The slot is ours: only now take a sequence number, so a refused add takes none.
+            // Sequence numbers never wrap: once exhausted, `add` refuses rather than misorder.
+            let Ok(seq) = self
+                .next_seq
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                    (s != BUSY).then_some(s.wrapping_add(1))
+                })
+            else {
+                slot.seq.store(EMPTY, Ordering::Release);
+                return Err(full);
+            };
+            slot.f.store(f as *mut (), Ordering::Release);
+            slot.seq.store(seq, Ordering::Release);
+            self.len.fetch_add(1, Ordering::Release);
+            return Ok(ListenerId {
+                slot: i as u32,
+                seq,
+            });
         }
         Err(full)
     }
@@ -179,20 +198,22 @@ impl<const N: usize> Listeners<N> {
         N == 0 || self.len.load(Ordering::Acquire) == 0
     }
 
-    /// Calls every listener found in one pass over the table, in the order they were added.
-    /// Returns how many panicked (always 0 without `std`, where a panic is not caught).
+    /// Calls every listener found in one pass over the table whose sequence number is at most
+    /// `upto`, in the order they were added. Returns how many panicked (always 0 without `std`,
+    /// where a panic is not caught) and the highest sequence number called ([`NONE_CALLED`] if
+    /// none): what a `BeforeCall` dispatch hands to the permit as the `upto` of its outcome.
     ///
     /// One pass takes a snapshot (at most one listener per slot, so a listener that replaces a
     /// removed one mid-dispatch never runs beside it); the snapshot is then called in sequence
     /// order by repeated minimum search instead of a sort, which keeps the code small and free
     /// of panic paths (it matters on firmware). `O(N^2)` compares for a table of capacity `N`.
-    pub(crate) fn dispatch(&self, event: &Event) -> u32 {
+    pub(crate) fn dispatch(&self, event: &Event, upto: u32) -> Dispatched {
         let found = self.slots.each_ref().map(Slot::snapshot);
         let mut last = EMPTY;
         let mut panics = 0;
         while let Some(&(seq, f)) = found
             .iter()
-            .filter(|&&(seq, _)| seq > last)
+            .filter(|&&(seq, _)| seq > last && seq <= upto)
             .min_by_key(|&&(seq, _)| seq)
         {
             last = seq;
@@ -203,8 +224,22 @@ impl<const N: usize> Listeners<N> {
             let f = unsafe { core::mem::transmute::<*mut (), Listener>(f) };
             panics += call_one(f, event);
         }
-        panics
+        Dispatched { panics, last }
     }
+}
+
+/// No listener was called: the `upto` that dispatches to none.
+pub(crate) const NONE_CALLED: u32 = EMPTY;
+/// Every listener: the `upto` of events that are not a call's outcome.
+pub(crate) const ALL: u32 = BUSY;
+
+/// What a dispatch did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Dispatched {
+    /// Listener calls that panicked (caught, with `std`).
+    pub panics: u32,
+    /// The highest sequence number called, or [`NONE_CALLED`].
+    pub last: u32,
 }
 
 #[cfg(not(loom))]
@@ -268,10 +303,66 @@ mod tests {
             "a stale id must not remove the newer listener"
         );
         LOG.lock().unwrap().clear();
-        t.dispatch(&ev);
+        let d = t.dispatch(&ev, ALL);
         assert_eq!(*LOG.lock().unwrap(), ["a", "c", "b"]);
+        assert_eq!(
+            d,
+            Dispatched {
+                panics: 0,
+                last: id_b2.seq
+            }
+        );
+        LOG.lock().unwrap().clear();
+        // Up to c's number: b, added after c, is left out.
+        let d = t.dispatch(&ev, _id_c.seq);
+        assert_eq!(*LOG.lock().unwrap(), ["a", "c"]);
+        assert_eq!(d.last, _id_c.seq);
+        assert_eq!(t.dispatch(&ev, NONE_CALLED).last, NONE_CALLED);
         assert_eq!(t.len(), 3);
         assert!(t.remove(id_b2));
         assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn refused_adds_take_no_sequence_number() {
+        let t: Listeners<1> = Listeners::new().with(a);
+        // Close to exhaustion: two numbers left.
+        t.next_seq.store(BUSY - 2, Ordering::Relaxed);
+        for _ in 0..10 {
+            assert_eq!(t.add(b), Err(ListenerTableFull { capacity: 1 }));
+        }
+        assert_eq!(t.next_seq.load(Ordering::Relaxed), BUSY - 2);
+        let first = t.slots[0].seq.load(Ordering::Relaxed);
+        assert!(t.remove(ListenerId {
+            slot: 0,
+            seq: first
+        }));
+        let id = t.add(b).unwrap();
+        assert_eq!(id.seq, BUSY - 2);
+        assert!(t.remove(id));
+        let id = t.add(c).unwrap();
+        assert_eq!(id.seq, BUSY - 1);
+        assert!(t.remove(id));
+        // Exhausted: refused, and the slot is left free.
+        assert_eq!(t.add(a), Err(ListenerTableFull { capacity: 1 }));
+        assert_eq!(t.slots[0].seq.load(Ordering::Relaxed), EMPTY);
+        assert_eq!(t.len(), 0);
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn dispatch_counts_panics() {
+        fn boom(_: &Event) {
+            panic!("listener panics");
+        }
+        fn quiet(_: &Event) {}
+        let t: Listeners<3> = Listeners::new().with(boom).with(quiet).with(boom);
+        let ev = Event {
+            name: "t",
+            kind: EventKind::BeforeCall,
+        };
+        let d = t.dispatch(&ev, ALL);
+        assert_eq!(d, Dispatched { panics: 2, last: 3 });
+        assert_eq!(t.dispatch(&ev, 1), Dispatched { panics: 1, last: 1 });
     }
 }

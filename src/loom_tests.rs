@@ -482,7 +482,7 @@ impl Env for ModelEnv {
 struct Model {
     env_now: u64,
     w: Word,
-    slots: [Option<(u8, bool)>; SLOTS],
+    slots: [Option<(u16, bool)>; SLOTS],
     events: Vec<Event>,
 }
 

@@ -37,9 +37,9 @@ pub(crate) enum Op {
     /// A caller asks to run a call.
     Acquire,
     /// A caller admitted in generation `gen` reports how the call went.
-    Report { gen: u8, outcome: Outcome },
+    Report { gen: u16, outcome: Outcome },
     /// A caller admitted in generation `gen` as a trial gives its slot back unreported.
-    Release { gen: u8 },
+    Release { gen: u16 },
     /// Manual `open()`: open for one (backed-off) period; no-op when already Open.
     Open,
     /// Manual `close()`; when already Closed it only clears the failure count.
@@ -58,7 +58,7 @@ pub(crate) enum Op {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Effect {
     /// The call may run. `trial` calls hold a half-open slot until they report or release.
-    Admitted { gen: u8, trial: bool },
+    Admitted { gen: u16, trial: bool },
     /// The call must not run; `retry_after_ms` is `None` when time alone will not admit it.
     Rejected { retry_after_ms: Option<u64> },
     /// A report was counted. `tripped` / `closed` say this report opened / closed the breaker.
@@ -129,7 +129,7 @@ pub(crate) fn transition(w: Word, op: Op, env: &impl Env) -> Step {
             };
             let next = reset(w, State::Open)
                 .with_level(level)
-                .with_until(now.saturating_add(ms));
+                .with_until(now.wrapping_add(ms));
             go(next, Effect::Changed)
         }
         Op::Close => manual(w, State::Closed, env),
@@ -144,7 +144,7 @@ pub(crate) fn transition(w: Word, op: Op, env: &impl Env) -> Step {
 /// takes this branch before calling [`transition`]; `fast_paths_agree_with_transition` pins the
 /// two together.
 #[inline]
-pub(crate) fn closed_admit(w: Word) -> Option<u8> {
+pub(crate) fn closed_admit(w: Word) -> Option<u16> {
     if w.state() == State::Closed {
         Some(w.generation())
     } else {
@@ -156,7 +156,7 @@ pub(crate) fn closed_admit(w: Word) -> Option<u8> {
 /// generation `gen` on `w` counts and writes nothing. `report` starts with it, and the breaker
 /// checks it inline before calling the machine, so the two cannot disagree.
 #[inline]
-pub(crate) fn closed_success_is_noop(w: Word, gen: u8) -> bool {
+pub(crate) fn closed_success_is_noop(w: Word, gen: u16) -> bool {
     w.state() == State::Closed && w.generation() == gen && w.count() == 0
 }
 
@@ -183,7 +183,7 @@ fn acquire(w: Word, env: &impl Env) -> Step {
             let next = reset(w, State::HalfOpen)
                 .with_level(w.level())
                 .with_in_flight(1)
-                .with_until(now.saturating_add(p.lease_ms));
+                .with_until(now.wrapping_add(p.lease_ms));
             go(
                 next,
                 Effect::Admitted {
@@ -198,7 +198,7 @@ fn acquire(w: Word, env: &impl Env) -> Step {
             if w.in_flight() < p.half_open_max_calls {
                 let next = w
                     .with_in_flight(w.in_flight() + 1)
-                    .with_until(now.saturating_add(p.lease_ms));
+                    .with_until(now.wrapping_add(p.lease_ms));
                 return go(
                     next,
                     Effect::Admitted {
@@ -213,7 +213,7 @@ fn acquire(w: Word, env: &impl Env) -> Step {
                 let next = w
                     .next_generation()
                     .with_in_flight(1)
-                    .with_until(now.saturating_add(p.lease_ms));
+                    .with_until(now.wrapping_add(p.lease_ms));
                 return go(
                     next,
                     Effect::Admitted {
@@ -229,7 +229,7 @@ fn acquire(w: Word, env: &impl Env) -> Step {
     }
 }
 
-fn report(w: Word, gen: u8, outcome: Outcome, env: &impl Env) -> Step {
+fn report(w: Word, gen: u16, outcome: Outcome, env: &impl Env) -> Step {
     let counted = Effect::Recorded {
         tripped: false,
         closed: false,
@@ -326,12 +326,12 @@ fn open_word(w: Word, count: u32, level: u32, env: &impl Env) -> Word {
     let p = env.params();
     let next = reset(w, State::Open).with_count(count).with_level(level);
     let period = open_period(&p, level, now, next.generation());
-    next.with_until(now.saturating_add(period))
+    next.with_until(now.wrapping_add(period))
 }
 
 /// The open period for backoff exponent `level`, with jitter drawn from the trip's own time and
 /// generation: fixed for that trip, never re-drawn.
-pub(crate) fn open_period(p: &Params, level: u32, now: u64, gen: u8) -> u64 {
+pub(crate) fn open_period(p: &Params, level: u32, now: u64, gen: u16) -> u64 {
     let Some(max) = p.backoff_max_ms else {
         return p.reset_timeout_ms;
     };
@@ -347,7 +347,7 @@ pub(crate) fn open_period(p: &Params, level: u32, now: u64, gen: u8) -> u64 {
     // A 32-bit integer hash (lowbias32) of the trip's time, generation and the breaker's salt:
     // 32 random bits are all the jitter needs, and 32-bit multiplies are single instructions on
     // every Cortex-M (64-bit ones are library calls on Cortex-M0).
-    let mut z = (now as u32) ^ ((now >> 32) as u32).rotate_left(16) ^ ((gen as u32) << 24);
+    let mut z = (now as u32) ^ ((now >> 32) as u32).rotate_left(16) ^ ((gen as u32) << 16);
     z ^= p.salt as u32 ^ (p.salt >> 32) as u32;
     z ^= z >> 16;
     z = z.wrapping_mul(0x7FEB_352D);
@@ -471,13 +471,10 @@ mod tests {
             State::ForcedOpen,
             State::Disabled,
         ] {
-            for gen in 0..GENERATIONS as u8 {
+            for gen in [0u16, 1, 2, 63, 64, 65, 255, 256, 4_095, 65_534, 65_535] {
                 for count in [0, 1, 2, 126, 127] {
-                    let mut w = Word::INITIAL;
-                    for _ in 0..gen {
-                        w = w.next_generation();
-                    }
-                    let w = w
+                    let w = Word::INITIAL
+                        .with_generation(gen)
                         .with_state(state)
                         .with_count(count)
                         .with_in_flight(if state == State::HalfOpen { 1 } else { 0 })
@@ -496,7 +493,7 @@ mod tests {
                     } else {
                         assert_ne!(w.state(), State::Closed);
                     }
-                    for report_gen in [gen, gen.wrapping_add(1) % GENERATIONS as u8] {
+                    for report_gen in [gen, gen.wrapping_add(1), gen.wrapping_add(64)] {
                         let op = Op::Report {
                             gen: report_gen,
                             outcome: Outcome::Success,

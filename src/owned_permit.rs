@@ -30,35 +30,34 @@ use crate::state::Outcome;
 ///
 /// | bits | field |
 /// |---|---|
-/// | 0..32 | the generation the call was admitted in |
-/// | 32 | it holds a half-open trial slot |
-/// | 33 | a listener was registered at admission |
-/// | 34 | always set, so the word is never zero and `Option<Ticket>` is one word |
+/// | 0..16 | the generation the call was admitted in |
+/// | 16..48 | the highest listener sequence number its `BeforeCall` reached (0: none), so its outcome goes only to those listeners |
+/// | 48 | it holds a half-open trial slot |
+/// | 49 | always set, so the word is never zero and `Option<Ticket>` is one word |
 #[derive(Clone, Copy, Debug)]
 pub struct Ticket(core::num::NonZeroU64);
 
 impl Ticket {
-    const TRIAL: u64 = 1 << 32;
-    const OBSERVED: u64 = 1 << 33;
-    const SET: u64 = 1 << 34;
+    const GEN_MASK: u64 = 0xFFFF;
+    const OBSERVED_SHIFT: u32 = 16;
+    const TRIAL: u64 = 1 << 48;
+    const SET: u64 = 1 << 49;
 
     #[inline]
-    pub(crate) fn new(gen: u64, trial: bool, observed: bool) -> Self {
-        let bits = (gen & 0xFFFF_FFFF)
+    pub(crate) fn new(gen: u64, trial: bool, observed: u32) -> Self {
+        let bits = (gen & Self::GEN_MASK)
+            | (u64::from(observed) << Self::OBSERVED_SHIFT)
             | if trial { Self::TRIAL } else { 0 }
-            | if observed { Self::OBSERVED } else { 0 }
             | Self::SET;
-        match core::num::NonZeroU64::new(bits) {
-            Some(nz) => Ticket(nz),
-            None => unreachable!(),
-        }
+        // `SET` makes `bits` non-zero; the fallback is never taken and keeps a panic path out.
+        Ticket(core::num::NonZeroU64::new(bits).unwrap_or(core::num::NonZeroU64::MIN))
     }
 
     /// The generation, as the breaker's `finish` and `release` take it (`as _` so that this
     /// module does not name the generation's width).
     #[inline]
     fn gen(self) -> u64 {
-        self.0.get() & 0xFFFF_FFFF
+        self.0.get() & Self::GEN_MASK
     }
 
     #[inline]
@@ -67,8 +66,8 @@ impl Ticket {
     }
 
     #[inline]
-    fn observed(self) -> bool {
-        self.0.get() & Self::OBSERVED != 0
+    fn observed(self) -> u32 {
+        (self.0.get() >> Self::OBSERVED_SHIFT) as u32
     }
 }
 

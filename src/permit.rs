@@ -12,17 +12,42 @@ use crate::state::Outcome;
 /// nothing and frees its half-open trial slot, if it holds one; with `std`, a permit dropped
 /// while its thread panics counts as a failure (the call blew up).
 ///
+/// So an early return drops it unreported: `let v = fetch()?;` between `allow` and the report
+/// counts nothing when `fetch` fails (PyBreaker's `with breaker.calling():` would count the
+/// exception). Report first, then propagate:
+///
+/// ```
+/// use atomic_breaker::{CircuitBreaker, Config, ManualClock, Outcome};
+///
+/// fn fetch() -> Result<u32, &'static str> {
+///     Err("timeout")
+/// }
+/// let clock = ManualClock::new();
+/// let breaker = CircuitBreaker::<_>::new("api", Config::new(), &clock);
+/// let run = || -> Result<u32, &'static str> {
+///     let permit = breaker.allow().map_err(|_| "rejected")?;
+///     let result = fetch();
+///     permit.report(Outcome::of(&result));
+///     result
+/// };
+/// assert!(run().is_err());
+/// assert_eq!(breaker.fail_counter(), 1);
+/// ```
+///
 /// A permit remembers the generation it was admitted in: if the breaker has changed state
-/// since, its report is dropped ([`Recorded::Dropped`]), so a slow call started before a trip
-/// cannot close a half-open breaker.
+/// since, its report is dropped ([`Recorded::Dropped`]) and dropping it frees no trial slot, so
+/// a slow call started before a trip cannot close a half-open breaker. The generation has 16
+/// bits: only a permit held across a multiple of 65,536 state changes (and trial re-arms) could
+/// be taken for current.
 #[must_use = "report the call's outcome with success(), failure() or ignore()"]
 pub struct Permit<'a, C: Clock, const L: usize> {
     breaker: &'a CircuitBreaker<C, L>,
-    gen: u8,
+    gen: u16,
     trial: bool,
-    /// Whether any listener was registered at admission: if not, the outcome event is not
-    /// dispatched, which saves the report a load of the listener table on the closed path.
-    observed: bool,
+    /// The highest listener sequence number the `BeforeCall` dispatch called (0 if none): the
+    /// outcome event goes only to listeners up to it, and is not dispatched at all when 0, which
+    /// saves the report a load of the listener table on the closed path.
+    observed: u32,
 }
 
 /// What the breaker did with a report.
@@ -43,9 +68,9 @@ impl<'a, C: Clock, const L: usize> Permit<'a, C, L> {
     #[inline]
     pub(crate) fn new(
         breaker: &'a CircuitBreaker<C, L>,
-        gen: u8,
+        gen: u16,
         trial: bool,
-        observed: bool,
+        observed: u32,
     ) -> Self {
         Permit {
             breaker,

@@ -18,8 +18,9 @@ pub struct Snapshot {
     pub success_counter: u32,
     /// Trial calls in flight in HalfOpen.
     pub trial_calls: u32,
-    /// The generation (0 to 63, wrapping), bumped by every state change and trial re-arm.
-    pub generation: u8,
+    /// The generation (0 to 65,535, wrapping), bumped by every state change, every `trip_for`
+    /// and every trial re-arm.
+    pub generation: u16,
     /// Consecutive re-trips from HalfOpen (the backoff exponent, 0 to 7).
     pub backoff_level: u8,
     /// While Open, the time until a trial may be admitted.

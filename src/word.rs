@@ -4,11 +4,11 @@
 //! [`Word`], a `Copy` view whose `Debug` decodes the fields by name.
 //!
 //! ```text
-//!  63                                    24 23    18 17  15 14      10 9       3 2     0
-//! +----------------------------------------+--------+------+----------+---------+-------+
-//! |                 UNTIL                  |  GEN   | LEVEL| IN_FLIGHT|  COUNT  | STATE |
-//! |                40 bits                 | 6 bits |3 bits|  5 bits  | 7 bits  |3 bits |
-//! +----------------------------------------+--------+------+----------+---------+-------+
+//!  63 62                          34 33                18 17  15 14      10 9       3 2     0
+//! +--+------------------------------+--------------------+------+----------+---------+-------+
+//! |R |            UNTIL             |        GEN         | LEVEL| IN_FLIGHT|  COUNT  | STATE |
+//! |1 |           29 bits            |      16 bits       |3 bits|  5 bits  | 7 bits  |3 bits |
+//! +--+------------------------------+--------------------+------+----------+---------+-------+
 //! ```
 //!
 //! | field | bits | meaning |
@@ -17,8 +17,9 @@
 //! | `COUNT` | 3..10 | Closed: consecutive failures. Open: the failures that tripped it. HalfOpen: trial successes |
 //! | `IN_FLIGHT` | 10..15 | HalfOpen: trial calls admitted and not yet reported |
 //! | `LEVEL` | 15..18 | backoff exponent: consecutive re-trips from HalfOpen, reset on close |
-//! | `GEN` | 18..24 | generation, bumped by every state change and every trial re-arm |
-//! | `UNTIL` | 24..64 | Open: retry deadline. HalfOpen: lease deadline of the newest trial. In ms, modulo 2^40 |
+//! | `GEN` | 18..34 | generation, bumped by every state change, every `trip_for` and every trial re-arm |
+//! | `UNTIL` | 34..63 | Open: retry deadline. HalfOpen: lease deadline of the newest trial. In ms, modulo 2^29 |
+//! | `R` | 63 | reserved: always 0 today, see below |
 //!
 //! The all-zero word is a fresh Closed breaker, so a `const` constructor needs no clock.
 //!
@@ -28,14 +29,31 @@
 //! - `half_open_max_calls`: at most [`MAX_IN_FLIGHT`] (31).
 //! - Backoff: the open period doubles at most [`MAX_LEVEL`] (7) times (up to 128x), then only the
 //!   configured cap applies.
-//! - Generations wrap after 64 changes: a permit held across exactly a multiple of 64 state changes
-//!   would be counted as current. Every change in Open takes at least the open period, so this needs
-//!   a call that outlives 64 open periods.
-//! - Time: `UNTIL` keeps milliseconds modulo 2^40 (about 34.8 years) and is compared with
-//!   wrapping arithmetic, so the clock may run for any length of time. Deadlines lie at most
-//!   [`MAX_PERIOD_MS`] (2^38 ms, about 8.7 years) ahead; a deadline is read as passed once it is
-//!   between 0 and 2^39 ms (about 17.4 years) behind the clock. Only a breaker left untouched in
-//!   Open for more than 17.4 years could reject for one extra open period. Resolution: 1 ms.
+//! - Generations: a permit's report (or its unreported drop) is compared with `GEN` modulo
+//!   2^16. A report is counted only when `GEN` is what it was at admission, so a stale report is
+//!   counted only if the generation advanced by a non-zero multiple of 65,536 during the call:
+//!   **at least 65,536 state changes** (state changes, `trip_for` calls and trial re-arms all
+//!   count as one change each). Nothing else can make a stale report count. In time: a failed
+//!   trial is two changes (HalfOpen -> Open -> HalfOpen) and needs one open period, a trial
+//!   re-arm needs one lease, so without manual management calls a stale report needs a call
+//!   that outlives 32,768 open periods or leases (with `reset_timeout(0)` and manual calls the
+//!   change count is the only bound).
+//! - Time: `UNTIL` keeps milliseconds modulo 2^29 (about 6.2 days). Every deadline is set at
+//!   most [`MAX_PERIOD_MS`] (24 h) ahead of the clock, with wrapping arithmetic (exact modulo
+//!   2^29, so a clock at or near `u64::MAX` is no special case). A deadline reads as *pending*
+//!   exactly when `(until - now) mod 2^29` is between 1 and [`MAX_PERIOD_MS`], and as passed
+//!   otherwise (so it is passed at `now == until`). This is exact whenever the word is looked at
+//!   less than 2^29 - 24 h ms (about 5.2 days) after its deadline. A breaker left in Open (or in
+//!   HalfOpen with every slot claimed) with no call at all for longer than that may read as
+//!   pending again, for at most 24 h, during the last 24 h of each 2^29 ms cycle after its
+//!   deadline; `retry_after` never exceeds [`MAX_PERIOD_MS`]. Resolution: 1 ms.
+//!
+//! # The reserved bit
+//! Bit 63 is unused and always 0, kept for a flag (for example "some listener wants per-call
+//! events"). To use it, rename `RESERVED_*` and add accessors; nothing else reads it. If more
+//! bits are ever needed, `UNTIL` can give one up (halving the modulus and the 5.2-day window
+//! above, which must stay larger than [`MAX_PERIOD_MS`]), or `IN_FLIGHT` can (halving
+//! `half_open_max_calls`).
 
 use crate::state::State;
 
@@ -44,8 +62,10 @@ const STATE_BITS: u32 = 3;
 const COUNT_BITS: u32 = 7;
 const IN_FLIGHT_BITS: u32 = 5;
 const LEVEL_BITS: u32 = 3;
-const GEN_BITS: u32 = 6;
-const UNTIL_BITS: u32 = 40;
+const GEN_BITS: u32 = 16;
+const UNTIL_BITS: u32 = 29;
+#[allow(dead_code)] // read only by the compile-time checks (rustc 1.88 does not count those)
+const RESERVED_BITS: u32 = 1;
 
 /// Shift of the `STATE` field: the breaker's [`State`].
 const STATE_SHIFT: u32 = 0;
@@ -57,8 +77,11 @@ const IN_FLIGHT_SHIFT: u32 = COUNT_SHIFT + COUNT_BITS;
 const LEVEL_SHIFT: u32 = IN_FLIGHT_SHIFT + IN_FLIGHT_BITS;
 /// Shift of the `GEN` field: the generation.
 const GEN_SHIFT: u32 = LEVEL_SHIFT + LEVEL_BITS;
-/// Shift of the `UNTIL` field: a deadline in ms modulo 2^40.
+/// Shift of the `UNTIL` field: a deadline in ms modulo 2^29.
 const UNTIL_SHIFT: u32 = GEN_SHIFT + GEN_BITS;
+/// Shift of the reserved bit (always 0).
+#[allow(dead_code)] // read only by the compile-time checks (rustc 1.88 does not count those)
+const RESERVED_SHIFT: u32 = UNTIL_SHIFT + UNTIL_BITS;
 
 const fn mask(bits: u32, shift: u32) -> u64 {
     ((1u64 << bits) - 1) << shift
@@ -69,8 +92,9 @@ const COUNT_MASK: u64 = mask(COUNT_BITS, COUNT_SHIFT);
 const IN_FLIGHT_MASK: u64 = mask(IN_FLIGHT_BITS, IN_FLIGHT_SHIFT);
 const LEVEL_MASK: u64 = mask(LEVEL_BITS, LEVEL_SHIFT);
 const GEN_MASK: u64 = mask(GEN_BITS, GEN_SHIFT);
-/// `UNTIL` is the top field; its mask is computed without overflowing the shift.
-const UNTIL_MASK: u64 = !0u64 << UNTIL_SHIFT;
+const UNTIL_MASK: u64 = mask(UNTIL_BITS, UNTIL_SHIFT);
+#[allow(dead_code)] // read only by the compile-time checks (rustc 1.88 does not count those)
+const RESERVED_MASK: u64 = mask(RESERVED_BITS, RESERVED_SHIFT);
 
 /// Largest value of `COUNT`: the largest `fail_max` and `success_threshold`.
 pub const MAX_COUNT: u32 = (1 << COUNT_BITS) - 1;
@@ -78,15 +102,14 @@ pub const MAX_COUNT: u32 = (1 << COUNT_BITS) - 1;
 pub const MAX_IN_FLIGHT: u32 = (1 << IN_FLIGHT_BITS) - 1;
 /// Largest backoff exponent.
 pub const MAX_LEVEL: u32 = (1 << LEVEL_BITS) - 1;
-/// Number of distinct generations before the generation wraps.
+/// Number of distinct generations before the generation wraps (65,536).
 #[cfg(test)]
 pub const GENERATIONS: u32 = 1 << GEN_BITS;
-/// Modulus of the `UNTIL` timestamps, in ms.
+/// Modulus of the `UNTIL` timestamps, in ms (2^29, about 6.2 days).
 const TIME_MODULUS: u64 = 1 << UNTIL_BITS;
-/// Deadlines more than this far behind the clock read as "in the future" (wrapping compare).
-const HALF_TIME: u64 = TIME_MODULUS / 2;
-/// Longest open period, lease or backoff cap the layout allows: 2^38 ms, about 8.7 years.
-pub const MAX_PERIOD_MS: u64 = 1 << (UNTIL_BITS - 2);
+/// Longest open period, lease, backoff cap or `trip_for` period: 24 hours. A deadline that
+/// reads further ahead than this is in the past.
+pub const MAX_PERIOD_MS: u64 = 24 * 60 * 60 * 1000;
 
 // Compile-time checks: the fields are disjoint, cover exactly 64 bits, and the limits fit.
 const _: () = {
@@ -97,6 +120,7 @@ const _: () = {
         LEVEL_MASK,
         GEN_MASK,
         UNTIL_MASK,
+        RESERVED_MASK,
     ];
     let mut seen = 0u64;
     let mut i = 0;
@@ -107,15 +131,20 @@ const _: () = {
     }
     assert!(seen == u64::MAX, "state word fields leave bits unused");
     assert!(
-        UNTIL_SHIFT + UNTIL_BITS == 64,
+        RESERVED_SHIFT + RESERVED_BITS == 64,
         "state word fields do not add up to 64 bits"
+    );
+    assert!(
+        GEN_BITS >= 16,
+        "the generation must tell 65,536 changes apart"
     );
     assert!(
         State::MAX_ENCODING < (1 << STATE_BITS),
         "State does not fit its field"
     );
+    // The window in which a passed deadline reads correctly must be longer than any period.
     assert!(
-        MAX_PERIOD_MS < HALF_TIME,
+        MAX_PERIOD_MS < TIME_MODULUS - MAX_PERIOD_MS,
         "periods must stay inside the wrapping window"
     );
 };
@@ -140,10 +169,10 @@ impl Word {
     pub(crate) const fn level(self) -> u32 {
         ((self.0 & LEVEL_MASK) >> LEVEL_SHIFT) as u32
     }
-    pub(crate) const fn generation(self) -> u8 {
-        ((self.0 & GEN_MASK) >> GEN_SHIFT) as u8
+    pub(crate) const fn generation(self) -> u16 {
+        ((self.0 & GEN_MASK) >> GEN_SHIFT) as u16
     }
-    /// The stored deadline, in ms modulo 2^40.
+    /// The stored deadline, in ms modulo 2^29.
     pub(crate) const fn until(self) -> u64 {
         (self.0 & UNTIL_MASK) >> UNTIL_SHIFT
     }
@@ -171,25 +200,39 @@ impl Word {
         let g = (self.generation() as u64 + 1) & ((1 << GEN_BITS) - 1);
         Word((self.0 & !GEN_MASK) | (g << GEN_SHIFT))
     }
+    /// Sets the generation to `g` (tests only: the machine only ever advances it).
+    #[cfg(test)]
+    pub(crate) const fn with_generation(self, g: u16) -> Word {
+        Word((self.0 & !GEN_MASK) | ((g as u64) << GEN_SHIFT))
+    }
     /// Copies the generation of `other`.
     pub(crate) const fn with_generation_of(self, other: Word) -> Word {
         Word((self.0 & !GEN_MASK) | (other.0 & GEN_MASK))
     }
-    /// Sets `UNTIL` to `at` (ms on the breaker's clock), reduced modulo 2^40.
+    /// Sets `UNTIL` to `at` (ms on the breaker's clock), reduced modulo 2^29. Callers compute
+    /// `at` as `now.wrapping_add(period)`: exact modulo 2^29, whatever `now` is.
     pub(crate) const fn with_until(self, at: u64) -> Word {
         Word((self.0 & !UNTIL_MASK) | ((at % TIME_MODULUS) << UNTIL_SHIFT))
     }
 
-    /// Whether the stored deadline has passed at `now` (wrapping compare).
-    pub(crate) const fn until_passed(self, now: u64) -> bool {
-        now.wrapping_sub(self.until()) % TIME_MODULUS < HALF_TIME
+    /// The stored deadline's distance ahead of `now`, modulo 2^29.
+    const fn until_ahead(self, now: u64) -> u64 {
+        self.until().wrapping_sub(now) % TIME_MODULUS
     }
-    /// Milliseconds from `now` to the stored deadline; zero once it has passed.
+    /// Whether the stored deadline has passed at `now`: it is pending only while it reads
+    /// between 1 and [`MAX_PERIOD_MS`] ahead (no deadline is ever set further ahead), so it is
+    /// passed at exactly `now == until`.
+    pub(crate) const fn until_passed(self, now: u64) -> bool {
+        let ahead = self.until_ahead(now);
+        ahead == 0 || ahead > MAX_PERIOD_MS
+    }
+    /// Milliseconds from `now` to the stored deadline; zero once it has passed. Never more than
+    /// [`MAX_PERIOD_MS`].
     pub(crate) const fn until_remaining(self, now: u64) -> u64 {
         if self.until_passed(now) {
             0
         } else {
-            self.until().wrapping_sub(now) % TIME_MODULUS
+            self.until_ahead(now)
         }
     }
 }
@@ -256,13 +299,69 @@ mod tests {
     }
 
     #[test]
-    fn generation_wraps() {
-        let mut w = Word::INITIAL;
-        for _ in 0..GENERATIONS {
+    fn generation_tells_65536_changes_apart_then_wraps() {
+        let mut w = Word::INITIAL.with_state(State::HalfOpen).with_until(77);
+        for i in 1..GENERATIONS {
             w = w.next_generation();
+            assert_eq!(u32::from(w.generation()), i);
         }
+        assert_eq!(w.generation(), u16::MAX);
+        w = w.next_generation();
         assert_eq!(w.generation(), 0);
-        assert_eq!(w.state(), State::Closed);
+        // The neighbours are untouched by the carry out of the top of `GEN`.
+        assert_eq!(w.state(), State::HalfOpen);
+        assert_eq!(w.until(), 77);
+        assert_eq!(w.0 & RESERVED_MASK, 0);
+    }
+
+    #[test]
+    fn reserved_bit_stays_zero_under_every_setter() {
+        let w = Word::INITIAL
+            .with_state(State::Disabled)
+            .with_count(u32::MAX)
+            .with_in_flight(u32::MAX)
+            .with_level(u32::MAX)
+            .with_generation(u16::MAX)
+            .next_generation()
+            .with_until(u64::MAX);
+        assert_eq!(w.0 & RESERVED_MASK, 0);
+        assert_eq!(w.until(), TIME_MODULUS - 1);
+        assert_eq!(RESERVED_MASK, 1 << 63);
+    }
+
+    #[test]
+    fn a_deadline_is_passed_at_exactly_now_and_never_reads_further_than_the_max_period() {
+        let w = Word::INITIAL.with_until(1_000);
+        assert!(!w.until_passed(999));
+        assert_eq!(w.until_remaining(999), 1);
+        assert!(w.until_passed(1_000));
+        assert_eq!(w.until_remaining(1_000), 0);
+        // Behind the clock by less than 2^29 - MAX_PERIOD: passed.
+        let last_exact = 1_000 + TIME_MODULUS - MAX_PERIOD_MS - 1;
+        assert!(w.until_passed(last_exact));
+        // From there on, once per 2^29 ms cycle, it reads as pending again, by at most the
+        // longest period: the documented limit of an untouched word.
+        assert!(!w.until_passed(last_exact + 1));
+        assert_eq!(w.until_remaining(last_exact + 1), MAX_PERIOD_MS);
+        assert!(w.until_passed(1_000 + TIME_MODULUS));
+        for now in [0, 5, 999, 1 << 40, u64::MAX - 3, u64::MAX] {
+            assert!(w.until_remaining(now) <= MAX_PERIOD_MS, "{now}");
+        }
+    }
+
+    #[test]
+    fn deadlines_near_u64_max_wrap_exactly() {
+        for now in [u64::MAX - 10, u64::MAX - 1, u64::MAX] {
+            for period in [1, 60_000, MAX_PERIOD_MS] {
+                let w = Word::INITIAL.with_until(now.wrapping_add(period));
+                assert!(!w.until_passed(now), "{now} {period}");
+                assert_eq!(w.until_remaining(now), period, "{now} {period}");
+            }
+        }
+        // A 60 s deadline set 10 ms before u64::MAX: 50 s left once the clock reads u64::MAX.
+        let now = u64::MAX - 10;
+        let w = Word::INITIAL.with_until(now.wrapping_add(60_000));
+        assert_eq!(w.until_remaining(u64::MAX), 59_990);
     }
 
     #[test]

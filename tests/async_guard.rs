@@ -483,14 +483,28 @@ fn without_std_a_panic_in_the_inner_future_only_frees_the_trial_slot() {
     assert_eq!(b.trial_calls(), 0);
 }
 
+/// Polling a resolved guard again is `Pending`, never a panic (a panic is fatal on firmware),
+/// and reports nothing more.
 #[test]
-#[should_panic(expected = "polled after completion")]
-fn polling_after_completion_panics() {
+fn polling_after_completion_is_pending_and_reports_nothing() {
     let clock = ManualClock::new();
     let b = breaker(&clock);
-    let mut fut = pin!(b.call_async(|| ok(1)));
-    assert_eq!(poll_once(fut.as_mut()), Poll::Ready(Ok(1)));
-    let _ = poll_once(fut.as_mut());
+    let mut fut = pin!(b.call_async(|| std::future::ready(Err::<u32, &str>("down"))));
+    assert!(matches!(poll_once(fut.as_mut()), Poll::Ready(Err(_))));
+    let failures = b.fail_counter();
+    assert_eq!(failures, 1);
+    for _ in 0..3 {
+        assert_eq!(poll_once(fut.as_mut()), Poll::Pending);
+    }
+    let mut guarded = pin!(b.guard(std::future::ready(Ok::<u32, &str>(2))));
+    assert_eq!(poll_once(guarded.as_mut()), Poll::Ready(Ok(2)));
+    assert_eq!(poll_once(guarded.as_mut()), Poll::Pending);
+    assert_eq!(b.fail_counter(), 0);
+    // A rejected guard, polled again, is Pending too.
+    b.force_open();
+    let mut rejected = pin!(b.guard(std::future::ready(Ok::<u32, &str>(3))));
+    assert!(matches!(poll_once(rejected.as_mut()), Poll::Ready(Err(e)) if e.is_rejected()));
+    assert_eq!(poll_once(rejected.as_mut()), Poll::Pending);
 }
 
 #[cfg(feature = "stream")]

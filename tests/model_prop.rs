@@ -11,14 +11,17 @@ use atomic_breaker::{Backoff, Config, Outcome};
 use model::{Op, MAX_PERIOD_MS};
 use proptest::prelude::*;
 
-/// Clock starts: zero, arbitrary, and just below a multiple of 2^40 (the word keeps deadlines
-/// modulo 2^40, so these runs cross its wrap).
+/// Clock starts: zero, arbitrary, just below a multiple of 2^29 (the word keeps deadlines
+/// modulo 2^29, so these runs cross its wrap), and near `u64::MAX` (deadlines beyond the end of
+/// the clock; `ManualClock` saturates there and time stops).
 fn start() -> impl Strategy<Value = u64> {
     prop_oneof![
         4 => Just(0u64),
         2 => 0u64..1 << 36,
-        2 => (1u64..5_000).prop_map(|d| (1 << 40) - d),
+        2 => (1u64..5_000).prop_map(|d| (1 << 29) - d),
         1 => (1u64..5_000).prop_map(|d| 7 * (1 << 40) - d),
+        1 => (0u64..5_000).prop_map(|d| u64::MAX - d),
+        1 => (0u64..3).prop_map(|d| u64::MAX - d),
     ]
 }
 
@@ -74,7 +77,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => index().prop_map(Op::Panic),
         5 => (0u64..=400).prop_map(Op::Advance),
         1 => (0u64..=5_000).prop_map(Op::Advance),
-        1 => (1u64 << 20..=1 << 38).prop_map(Op::Advance),
+        1 => (1u64 << 16..=1 << 29).prop_map(Op::Advance),
         1 => Just(Op::Open),
         2 => Just(Op::Close),
         1 => Just(Op::HalfOpen),
@@ -113,7 +116,8 @@ fn chunk() -> impl Strategy<Value = Vec<Op>> {
         // About 64 state changes in a row, so that held permits' generations come around.
         1 => generations(),
         // A call admitted, exactly 64 changes ending in HalfOpen, a trial, then the old call
-        // reports: the word takes it for current (the documented limit).
+        // reports or is dropped: it must count nothing and free no slot (a 6-bit generation
+        // took it for current).
         1 => (outcome(), any::<bool>()).prop_map(|(o, report)| {
             let mut ops = vec![Op::Allow];
             for _ in 0..32 {
@@ -177,17 +181,43 @@ proptest! {
     }
 }
 
-/// A permit held across exactly 64 generations is taken as current: the documented limit of the
-/// 6-bit generation, which the model reproduces.
+/// A permit held across exactly 64 (or 256) changes is dropped: the model has no generation
+/// wrap, and the breaker must agree (a 6- or 8-bit generation would count these).
 #[test]
-fn a_permit_held_across_64_generations_counts_as_documented() {
-    let mut ops = vec![Op::Allow]; // admitted in generation 0
-    for _ in 0..32 {
-        ops.extend([Op::Open, Op::Close]); // two generations each
+fn a_permit_held_across_64_or_256_generations_is_dropped() {
+    for changes in [64, 256] {
+        let mut ops = vec![Op::Allow, Op::Allow]; // admitted in generation 0
+        for _ in 0..changes / 2 {
+            ops.extend([Op::Open, Op::Close]); // two generations each
+        }
+        ops.push(Op::Report(0, Outcome::Failure)); // dropped, does not trip
+        ops.push(Op::Report(0, Outcome::Success)); // dropped
+        ops.extend([Op::Allow, Op::Report(0, Outcome::Failure)]); // trips
+        model::check(&ops, Config::new().fail_max(1));
     }
-    ops.push(Op::Report(0, Outcome::Failure)); // generation 64 = 0 mod 64: counted
-    ops.extend([Op::Allow, Op::Open, Op::Report(0, Outcome::Failure)]); // dropped
-    model::check(&ops, Config::new().fail_max(2));
+}
+
+/// Runs started at and near `u64::MAX`: deadlines beyond the end of the clock, and a clock that
+/// saturates and stops. A trip at `u64::MAX - 10` says 60 s, not 10 ms; at `u64::MAX` it rejects.
+#[test]
+fn clock_near_u64_max() {
+    let config = Config::new()
+        .fail_max(1)
+        .reset_timeout(Duration::from_secs(60));
+    for start in [u64::MAX - 10, u64::MAX - 1, u64::MAX] {
+        let ops = [
+            Op::Allow,
+            Op::Report(0, Outcome::Failure), // trips
+            Op::Allow,                       // rejected, 60 s to go
+            Op::Advance(20),
+            Op::Allow, // rejected
+            Op::TripFor(5),
+            Op::Allow,
+            Op::Advance(5),
+            Op::Allow, // a trial if the clock moved 5 ms, else rejected
+        ];
+        model::check_from(start, &ops, config);
+    }
 }
 
 /// Trials abandoned in half-open, re-armed after their lease, reported late and out of order.
@@ -258,7 +288,7 @@ fn generated_cases_reach_every_branch() {
     );
     let strategy = (start(), config(), ops());
     let mut hits = model::Hits::ZERO;
-    for _ in 0..256 {
+    for _ in 0..512 {
         let (start, config, ops) = strategy.new_tree(&mut runner).unwrap().current();
         hits.add(&model::check_from(start, &ops, config).hits);
     }

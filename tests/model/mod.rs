@@ -12,10 +12,13 @@
 //! (`#[path = "../../tests/model/mod.rs"] mod model;`), so it depends on nothing but the crate and
 //! `std`. [`from_bytes`] turns any bytes into a valid case for the fuzzer.
 //!
-//! Where the real breaker is limited by its word, the model reproduces the documented limit and
-//! no more: generations are compared modulo 64 (a permit held across a multiple of 64 changes is
-//! taken as current), and time stays within [`TIME_SPAN_MS`] of the start so that the word's
-//! wrapping compare of deadlines is exact. Jitter cannot be predicted (it hashes the breaker's
+//! The model has no generation wrap: a report is counted only in the very generation it was
+//! admitted in. The real word tells 2^16 generations apart, so the two agree as long as no
+//! permit is held across 65,536 changes, which no generated case comes near (the cases do hold
+//! permits across 62 to 66 changes, where a narrower generation would be caught). Deadlines are
+//! exact (`u128`, so a deadline beyond `u64::MAX` is no special case) and the clock saturates at
+//! `u64::MAX` as `ManualClock` does; it stays within [`TIME_SPAN_MS`] of its start, inside the
+//! window where the word's 29-bit deadlines read exactly. Jitter cannot be predicted (it hashes the breaker's
 //! address), so [`check`] requires a configuration without it.
 #![allow(dead_code)] // each includer uses a different subset
 
@@ -29,14 +32,15 @@ use atomic_breaker::{
     Rejected, State,
 };
 
-/// Generations the real word can tell apart; the model compares its generations modulo this.
-pub const GENERATIONS: u64 = 64;
-/// Longest period the breaker accepts (reset timeout, lease, backoff cap, `trip_for`): 2^38 ms.
-pub const MAX_PERIOD_MS: u64 = 1 << 38;
-/// The clock never moves further than this from its start: with deadlines at most
-/// [`MAX_PERIOD_MS`] ahead, every difference stays below 2^39 ms, where the word's wrapping
-/// compare (modulo 2^40) is exact.
-pub const TIME_SPAN_MS: u64 = 1 << 38;
+/// Generations the real word can tell apart (the snapshot shows the generation modulo this).
+pub const GENERATIONS: u64 = 1 << 16;
+/// Longest period the breaker accepts (reset timeout, lease, backoff cap, `trip_for`): 24 h.
+pub const MAX_PERIOD_MS: u64 = 24 * 60 * 60 * 1000;
+/// The word's deadline modulus: 2^29 ms.
+pub const TIME_MODULUS_MS: u64 = 1 << 29;
+/// The clock never moves further than this from its start, so that no deadline is ever more
+/// than 2^29 - 24 h ms behind the clock, where the word's 29-bit deadlines read exactly.
+pub const TIME_SPAN_MS: u64 = 1 << 28;
 /// Largest backoff exponent.
 pub const MAX_LEVEL: u32 = 7;
 /// Largest `fail_max` and `success_threshold`.
@@ -83,8 +87,7 @@ branches! {
     TrialBesideAnother => "trial beside another",
     TrialReArmed => "trial re-armed",
     RejectHalfOpen => "reject half-open",
-    GenerationAliased => "generation aliased",
-    AliasedPermitFreedASlot => "aliased permit freed a slot",
+    HeldAcross64Changes => "permit held across 64 or more changes",
     ReportFromAnEarlierGeneration => "report from an earlier generation",
     SuccessResetsFailures => "success resets failures",
     Trip => "trip",
@@ -109,7 +112,9 @@ branches! {
     TripForWhenOpen => "trip_for when open",
     SettingRefused => "setting refused",
     ClockReachedTheEndOfItsSpan => "clock reached the end of its span",
-    DeadlineAcrossThe2To40MsWrap => "deadline across the 2^40 ms wrap",
+    DeadlineAcrossThe2To29MsWrap => "deadline across the 2^29 ms wrap",
+    DeadlineBeyondU64Max => "deadline beyond u64::MAX",
+    ClockAtU64Max => "clock at u64::MAX",
 }
 
 /// How often each [`Branch`] ran, indexed by the branch.
@@ -237,10 +242,10 @@ pub struct Model {
     pub trials: BTreeSet<u64>,
     /// Bumped by every state change, every `trip_for` and every trial re-arm. Never wraps.
     pub generation: u64,
-    /// Open: when a call may be admitted again.
-    pub open_until: u64,
-    /// HalfOpen: when the newest trial's lease runs out.
-    pub lease_until: u64,
+    /// Open: when a call may be admitted again (may lie beyond `u64::MAX`).
+    pub open_until: u128,
+    /// HalfOpen: when the newest trial's lease runs out (may lie beyond `u64::MAX`).
+    pub lease_until: u128,
     /// Backoff exponent: consecutive re-trips from HalfOpen.
     pub level: u32,
     /// When the breaker last moved into Open (or was given a new deadline by `trip_for`).
@@ -304,12 +309,13 @@ impl Model {
     }
 
     pub fn retry_after_ms(&self) -> Option<u64> {
-        (self.state == State::Open).then(|| self.open_until.saturating_sub(self.now))
+        (self.state == State::Open).then(|| self.open_until.saturating_sub(self.now.into()) as u64)
     }
 
     pub fn opened_at(&self) -> Option<u64> {
         match self.state {
-            State::Open | State::HalfOpen => self.last_opened,
+            // Stored as `1 + ms`, saturating: a reading of u64::MAX shows as u64::MAX - 1.
+            State::Open | State::HalfOpen => self.last_opened.map(|t| t.min(u64::MAX - 1)),
             _ => None,
         }
     }
@@ -326,11 +332,10 @@ impl Model {
     }
 
     fn same_generation(&mut self, p: &ModelPermit) -> bool {
-        let same = p.gen % GENERATIONS == self.generation % GENERATIONS;
-        if same && p.gen != self.generation {
-            self.hit(Branch::GenerationAliased);
+        if self.generation >= p.gen + 64 {
+            self.hit(Branch::HeldAcross64Changes);
         }
-        same
+        p.gen == self.generation
     }
 
     fn hit(&mut self, branch: Branch) {
@@ -367,11 +372,14 @@ impl Model {
         self.open_until = self.deadline(self.open_period());
     }
 
-    /// `ms` from now.
-    fn deadline(&mut self, ms: u64) -> u64 {
-        let at = self.now + ms;
-        if at >> 40 != self.now >> 40 {
-            self.hit(Branch::DeadlineAcrossThe2To40MsWrap);
+    /// `ms` from now, exactly.
+    fn deadline(&mut self, ms: u64) -> u128 {
+        let at = u128::from(self.now) + u128::from(ms);
+        if at >> 29 != u128::from(self.now) >> 29 {
+            self.hit(Branch::DeadlineAcrossThe2To29MsWrap);
+        }
+        if at > u128::from(u64::MAX) {
+            self.hit(Branch::DeadlineBeyondU64Max);
         }
         at
     }
@@ -397,9 +405,12 @@ impl Model {
                 self.hit(Branch::RejectForcedOpen);
                 rejected(State::ForcedOpen, None)
             }
-            State::Open if self.now < self.open_until => {
+            State::Open if u128::from(self.now) < self.open_until => {
                 self.hit(Branch::RejectOpen);
-                rejected(State::Open, Some(self.open_until - self.now))
+                rejected(
+                    State::Open,
+                    Some((self.open_until - u128::from(self.now)) as u64),
+                )
             }
             State::Open => {
                 self.hit(Branch::OpenToHalfOpen);
@@ -416,7 +427,7 @@ impl Model {
                 });
                 Admission::Admitted(self.claim_trial())
             }
-            State::HalfOpen if self.now >= self.lease_until => {
+            State::HalfOpen if u128::from(self.now) >= self.lease_until => {
                 // Every slot is taken and even the newest claim's lease has run out: re-arm.
                 // The earlier trials' reports belong to the old generation and are dropped;
                 // the successes already counted stay.
@@ -427,7 +438,10 @@ impl Model {
             }
             State::HalfOpen => {
                 self.hit(Branch::RejectHalfOpen);
-                rejected(State::HalfOpen, Some(self.lease_until - self.now))
+                rejected(
+                    State::HalfOpen,
+                    Some((self.lease_until - u128::from(self.now)) as u64),
+                )
             }
         };
         match result {
@@ -459,15 +473,9 @@ impl Model {
         p
     }
 
-    /// Frees the trial slot `p` holds. A permit from an earlier generation that the word takes
-    /// for current (generations wrap at 64) cannot be told apart, so it frees some slot.
+    /// Frees the trial slot `p` holds (it is of the current generation, so it holds one).
     fn free_slot(&mut self, p: &ModelPermit) {
-        if !self.trials.remove(&p.id) {
-            if let Some(&any) = self.trials.iter().next() {
-                self.hit(Branch::AliasedPermitFreedASlot);
-                self.trials.remove(&any);
-            }
-        }
+        assert!(self.trials.remove(&p.id), "a current permit without a slot");
     }
 
     pub fn report(&mut self, p: &ModelPermit, outcome: Outcome) -> Recorded {
@@ -569,9 +577,13 @@ impl Model {
         }
     }
 
+    /// Moves the clock, saturating at `u64::MAX` as `ManualClock` does.
     pub fn advance(&mut self, ms: u64) {
         self.events.clear();
-        self.now += ms;
+        self.now = self.now.saturating_add(ms);
+        if self.now == u64::MAX {
+            self.hit(Branch::ClockAtU64Max);
+        }
     }
 
     pub fn open(&mut self) -> bool {
@@ -716,7 +728,6 @@ pub fn check_from(start_ms: u64, ops: &[Op], config: Config) -> Model {
         config.get_backoff().is_none_or(|b| b.jitter() == 0),
         "the model cannot predict jitter"
     );
-    assert!(start_ms <= u64::MAX - 2 * TIME_SPAN_MS, "start too late");
 
     let clock = ManualClock::starting_at(start_ms);
     let breaker: CircuitBreaker<&ManualClock> =
@@ -817,8 +828,8 @@ pub fn check_from(start_ms: u64, ops: &[Op], config: Config) -> Model {
                 }
             }
             Op::Advance(d) => {
-                let limit = start_ms + TIME_SPAN_MS;
-                if d > limit - model.now {
+                let limit = start_ms.saturating_add(TIME_SPAN_MS);
+                if d > limit - model.now && limit != u64::MAX {
                     model.hit(Branch::ClockReachedTheEndOfItsSpan);
                 }
                 let d = d.min(limit - model.now);
@@ -914,7 +925,7 @@ struct Observed {
     trial_calls: u32,
     retry_after: Option<Duration>,
     opened_at: Option<u64>,
-    generation: u8,
+    generation: u16,
     backoff_level: u8,
     fail_max: u32,
     success_threshold: u32,
@@ -964,7 +975,7 @@ impl Observed {
             trial_calls: m.trial_calls(),
             retry_after: m.retry_after_ms().map(Duration::from_millis),
             opened_at: m.opened_at(),
-            generation: (m.generation % GENERATIONS) as u8,
+            generation: (m.generation % GENERATIONS) as u16,
             backoff_level: m.level as u8,
             fail_max: m.fail_max,
             success_threshold: m.success_threshold,
@@ -1015,18 +1026,23 @@ impl Bytes<'_> {
     }
 }
 
-/// Clock starts: zero, and just below multiples of 2^40 so that runs cross the word's
-/// timestamp wrap.
-const STARTS: [u64; 6] = [
+/// Clock starts: zero, just below multiples of 2^29 and 2^40 so that runs cross the word's
+/// timestamp wrap, and near `u64::MAX`, where deadlines lie beyond the end of the clock and the
+/// clock saturates.
+const STARTS: [u64; 10] = [
     0,
     12_345,
-    (1 << 40) - 1_000,
+    (1 << 29) - 1_000,
     (1 << 40) - 1,
     3 * (1 << 40) - 70_000,
     (1 << 41) + 5,
+    u64::MAX - 70_000,
+    u64::MAX - 10,
+    u64::MAX - 1,
+    u64::MAX,
 ];
-const RESET_TIMEOUTS: [u64; 8] = [0, 1, 10, 100, 1_000, 60_000, 1 << 30, MAX_PERIOD_MS];
-const LEASES: [u64; 7] = [1, 5, 50, 500, 60_000, 1 << 30, MAX_PERIOD_MS];
+const RESET_TIMEOUTS: [u64; 8] = [0, 1, 10, 100, 1_000, 60_000, 1 << 24, MAX_PERIOD_MS];
+const LEASES: [u64; 7] = [1, 5, 50, 500, 60_000, 1 << 24, MAX_PERIOD_MS];
 const PERIODS: [u64; 9] = [
     0,
     1,
@@ -1034,7 +1050,7 @@ const PERIODS: [u64; 9] = [
     100,
     1_000,
     60_000,
-    1 << 33,
+    1 << 25,
     MAX_PERIOD_MS,
     MAX_PERIOD_MS + 1,
 ];
@@ -1093,11 +1109,22 @@ pub fn from_bytes(data: &[u8]) -> (u64, Config, Vec<Op>) {
             10 => Op::Drop(usize::from(b.byte())),
             11 => Op::Panic(usize::from(b.byte())),
             12..=14 => Op::Advance(u64::from(b.u16())),
-            15 => Op::Advance(1 << (20 + b.byte() % 18)), // 2^20 to 2^37 ms
+            15 => Op::Advance(1 << (16 + b.byte() % 14)), // 2^16 to 2^29 ms
             16 => Op::Open,
             17 => Op::Close,
             18 => Op::HalfOpen,
             19 => Op::TripFor(b.pick(&PERIODS)),
+            // 62 to 66 changes in a row, so that held permits' generations come around (a
+            // 6-bit generation would wrap here).
+            20 if code / 24 >= 6 => {
+                let out = [Op::Close, Op::HalfOpen, Op::ForceOpen, Op::Disable];
+                let pairs = 31 + usize::from(b.byte() % 3);
+                let out = out[usize::from(b.byte()) % out.len()];
+                for _ in 0..pairs {
+                    ops.extend([Op::TripFor(u64::from(b.byte() % 8)), out]);
+                }
+                continue;
+            }
             20 => [Op::ForceOpen, Op::Disable][usize::from(code / 24) % 2],
             21 => Op::SetFailMax(u32::from(b.byte() % 130)),
             22 => Op::SetResetTimeout(b.pick(&PERIODS)),

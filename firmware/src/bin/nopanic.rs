@@ -1,6 +1,8 @@
-//! The no-panic proof: this firmware calls every public operation of the breaker (`call_async`
-//! included, and the embedded-time and embassy clocks' conversions, and the event queue) with inputs the optimiser cannot see
-//! through, and its panic handler calls a function that does not exist. Built in release
+//! The no-panic proof: this firmware calls every public operation of the breaker (and of the
+//! embedded-time and embassy clocks' conversions and the event queue), including the future,
+//! iterator and stream guards (each polled or pulled past its end, and a guarded future polled again after it
+//! resolved), with inputs the optimiser cannot see through, and its panic handler calls a
+//! function that does not exist. Built in release
 //! (`opt-level = "s"`, LTO), it links only if no panic path survives in any of those
 //! operations; one that does leaves a call to the panic handler, and the link fails with
 //! `undefined symbol: atomic_breaker_has_a_panic_path`.
@@ -15,7 +17,7 @@
 
 use core::future::{poll_fn, Future};
 use core::hint::black_box;
-use core::pin::pin;
+use core::pin::{pin, Pin};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
@@ -59,6 +61,132 @@ impl Lcg {
 
 fn sink<T>(x: T) {
     black_box(x);
+}
+
+/// A future that is pending `n` times, then resolves to `v`.
+struct Later {
+    n: u32,
+    v: Result<u32, u32>,
+}
+impl Future for Later {
+    type Output = Result<u32, u32>;
+    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.n == 0 {
+            Poll::Ready(self.v)
+        } else {
+            self.n -= 1;
+            Poll::Pending
+        }
+    }
+}
+
+/// A stream of `n` results, pending every third poll.
+struct Items {
+    n: u32,
+    polls: u32,
+}
+impl futures_core::Stream for Items {
+    type Item = Result<u32, u32>;
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.polls = self.polls.wrapping_add(1);
+        if self.polls.is_multiple_of(3) {
+            return Poll::Pending;
+        }
+        if self.n == 0 {
+            return Poll::Ready(None);
+        }
+        self.n -= 1;
+        Poll::Ready(Some(if self.n.is_multiple_of(2) { Ok(self.n) } else { Err(self.n) }))
+    }
+}
+
+/// Polls `fut` `polls` times (or until it resolves), then once more, past its end.
+fn drive<F: Future>(fut: F, polls: u32) {
+    let mut fut = pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..polls {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            sink(v);
+            break;
+        }
+    }
+    sink(fut.as_mut().poll(&mut cx).is_pending());
+}
+
+/// Polls `s` for up to `polls` items, past its end; `finish` ends a run guard early.
+fn drain<S: futures_core::Stream>(s: Pin<&mut S>, polls: u32) {
+    let mut s = s;
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..polls {
+        sink(s.as_mut().size_hint());
+        match s.as_mut().poll_next(&mut cx) {
+            Poll::Ready(Some(item)) => sink(item),
+            Poll::Ready(None) => sink(0u8),
+            Poll::Pending => sink(1u8),
+        }
+    }
+}
+
+fn classify(r: &Result<u32, u32>) -> Outcome {
+    match r {
+        Ok(_) => Outcome::Success,
+        Err(e) if e % 3 == 0 => Outcome::Ignored,
+        Err(_) => Outcome::Failure,
+    }
+}
+
+/// The future, iterator and stream guards, chosen by `r`.
+fn exercise_guards<C: Clock, const L: usize>(b: &CircuitBreaker<C, L>, rng: &mut Lcg) {
+    use futures_core::{FusedFuture, FusedStream};
+    let r = rng.next();
+    let n = rng.next() % 4;
+    let v = if rng.next().is_multiple_of(2) { Ok(r) } else { Err(r) };
+    let polls = rng.next() % 7;
+    match r % 8 {
+        0 => drive(b.call_async(|| Later { n, v }), polls),
+        1 => drive(b.call_async_with(classify, || Later { n, v }), polls),
+        2 => drive(b.guard(Later { n, v }), polls),
+        3 => {
+            let mut g = pin!(b.guard_with(classify, Later { n, v }));
+            sink(g.is_terminated());
+            let mut cx = Context::from_waker(Waker::noop());
+            for _ in 0..polls {
+                sink(g.as_mut().poll(&mut cx));
+            }
+            sink(g.is_terminated());
+        }
+        4 => {
+            let items = (0..n + 2).map(|i| if i % 2 == 0 { Ok(i) } else { Err(i) });
+            let mut it = b.guard_iter_with(classify, items);
+            for _ in 0..polls {
+                sink(it.size_hint());
+                sink(it.next());
+            }
+            sink(it.into_inner().next());
+        }
+        5 => {
+            let items = (0..n + 2).map(|i| if i % 3 == 0 { Err(i) } else { Ok(i) });
+            let mut run = b.guard_iter_run(items);
+            for _ in 0..polls {
+                sink(run.size_hint());
+                sink(run.next());
+            }
+            sink(run.finish());
+            sink(run.next());
+        }
+        6 => {
+            let mut s = pin!(b.guard_stream_with(classify, Items { n, polls: 0 }));
+            drain(s.as_mut(), polls + 2);
+            sink(s.is_terminated());
+        }
+        _ => {
+            let mut s = pin!(b.guard_stream_run(Items { n, polls: 0 }));
+            drain(s.as_mut(), polls);
+            sink(s.as_mut().finish());
+            sink(s.is_terminated());
+            drain(s, 2);
+        }
+    }
 }
 
 /// Every public operation of a breaker, chosen by `r`.
@@ -156,6 +284,7 @@ fn exercise<C: Clock, const L: usize>(b: &CircuitBreaker<C, L>, rng: &mut Lcg) {
                 u64::from(v) << 31 | u64::from(rng.next()),
             ));
         }
+        12 if rng.next().is_multiple_of(2) => exercise_guards(b, rng),
         12 => {
             sink(Outcome::of(&black_box(Ok::<u8, u8>(1))));
             sink(black_box(State::HalfOpen).name());

@@ -1,0 +1,260 @@
+//! Behaviour pinned so that `cargo mutants` notices a change: configuration limits at their
+//! exact boundaries, small getters, the fused guards' termination and size hints, and the
+//! listener panic count. See TESTING.md.
+
+use std::time::Duration;
+
+use atomic_breaker::{
+    Backoff, CircuitBreaker, Config, ConfigError, ManualClock, State, MAX_FAIL_MAX,
+    MAX_HALF_OPEN_CALLS, MAX_PERIOD, MAX_SUCCESS_THRESHOLD,
+};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[test]
+fn every_limit_holds_at_its_exact_boundary() {
+    let c = Config::new();
+    assert_eq!(
+        (MAX_FAIL_MAX, MAX_SUCCESS_THRESHOLD, MAX_HALF_OPEN_CALLS),
+        (127, 127, 31)
+    );
+    for (n, ok) in [(0, false), (1, true), (127, true), (128, false)] {
+        assert_eq!(c.fail_max(n).validate().is_ok(), ok, "fail_max {n}");
+        assert_eq!(
+            c.success_threshold(n).validate().is_ok(),
+            ok,
+            "success_threshold {n}"
+        );
+    }
+    for (n, ok) in [(0, false), (1, true), (31, true), (32, false)] {
+        assert_eq!(
+            c.half_open_max_calls(n).validate().is_ok(),
+            ok,
+            "half_open_max_calls {n}"
+        );
+    }
+    let max = MAX_PERIOD;
+    let over = max + ms(1);
+    assert_eq!(c.reset_timeout(max).validate(), Ok(()));
+    assert_eq!(
+        c.reset_timeout(over).validate(),
+        Err(ConfigError::ResetTimeout(over))
+    );
+    assert_eq!(c.trial_lease(ms(1)).validate(), Ok(()));
+    // Rounded up to 1 ms, so valid.
+    assert_eq!(c.trial_lease(Duration::from_nanos(1)).validate(), Ok(()));
+    assert_eq!(c.trial_lease(max).validate(), Ok(()));
+    assert_eq!(
+        c.trial_lease(over).validate(),
+        Err(ConfigError::TrialLease(over))
+    );
+    // The backoff cap: at least reset_timeout, at most MAX_PERIOD.
+    let c = c.reset_timeout(ms(1_000));
+    assert_eq!(
+        c.backoff(Backoff::exponential(ms(1_000))).validate(),
+        Ok(())
+    );
+    assert_eq!(
+        c.backoff(Backoff::exponential(ms(999))).validate(),
+        Err(ConfigError::BackoffMax(ms(999)))
+    );
+    assert_eq!(c.backoff(Backoff::exponential(max)).validate(), Ok(()));
+    assert_eq!(
+        c.backoff(Backoff::exponential(over)).validate(),
+        Err(ConfigError::BackoffMax(over))
+    );
+    let b = Backoff::exponential(ms(5_000));
+    assert_eq!(c.backoff(b.jitter_percent(100)).validate(), Ok(()));
+    assert_eq!(
+        c.backoff(b.jitter_percent(101)).validate(),
+        Err(ConfigError::Jitter(101))
+    );
+    // The run-time setters hold the same limits.
+    let clock = ManualClock::new();
+    let br: CircuitBreaker<&ManualClock> = CircuitBreaker::new("limits", c.backoff(b), &clock);
+    assert_eq!(br.set_reset_timeout(ms(5_000)), Ok(()));
+    assert_eq!(
+        br.set_reset_timeout(ms(5_001)),
+        Err(ConfigError::ResetTimeout(ms(5_001)))
+    );
+    assert_eq!(br.set_fail_max(127), Ok(()));
+    assert_eq!(br.set_fail_max(128), Err(ConfigError::FailMax(128)));
+    assert_eq!(br.set_success_threshold(1), Ok(()));
+    assert_eq!(
+        br.set_success_threshold(0),
+        Err(ConfigError::SuccessThreshold(0))
+    );
+    assert_eq!(br.trip_for(max), Ok(()));
+    assert_eq!(br.trip_for(over), Err(ConfigError::TripPeriod(over)));
+}
+
+#[test]
+fn getters_return_what_was_configured() {
+    let b = Backoff::exponential(ms(7_000)).jitter_percent(35);
+    assert_eq!((b.max(), b.jitter()), (ms(7_000), 35));
+    let c = Config::new()
+        .fail_max(9)
+        .success_threshold(4)
+        .half_open_max_calls(6)
+        .reset_timeout(ms(300))
+        .trial_lease(ms(40))
+        .backoff(b);
+    assert_eq!(c.get_fail_max(), 9);
+    assert_eq!(c.get_success_threshold(), 4);
+    assert_eq!(c.get_half_open_max_calls(), 6);
+    assert_eq!(c.get_reset_timeout(), ms(300));
+    assert_eq!(c.get_trial_lease(), ms(40));
+    assert_eq!(c.get_backoff(), Some(b));
+    let clock = ManualClock::new();
+    let br: CircuitBreaker<&ManualClock> = CircuitBreaker::new("getters", c, &clock);
+    assert_eq!(br.half_open_max_calls(), 6);
+    assert_eq!(br.snapshot().half_open_max_calls, 6);
+    assert_eq!(br.fail_max(), 9);
+    assert_eq!(br.success_threshold(), 4);
+    assert_eq!(br.reset_timeout(), ms(300));
+    assert_eq!(br.name(), "getters");
+}
+
+#[test]
+fn is_open_is_true_exactly_where_calls_are_rejected() {
+    for (s, open) in [
+        (State::Closed, false),
+        (State::Open, true),
+        (State::HalfOpen, false),
+        (State::ForcedOpen, true),
+        (State::Disabled, false),
+    ] {
+        assert_eq!(s.is_open(), open, "{s}");
+    }
+}
+
+#[cfg(feature = "std")]
+#[test]
+fn each_panicking_listener_call_counts_once() {
+    use atomic_breaker::{Event, EventKind};
+    fn boom(e: &Event) {
+        if e.name == "panics" && matches!(e.kind, EventKind::BeforeCall) {
+            std::panic::resume_unwind(Box::new("listener"));
+        }
+    }
+    fn quiet(_: &Event) {}
+    let clock = ManualClock::new();
+    let b: CircuitBreaker<&ManualClock> = CircuitBreaker::new("panics", Config::new(), &clock)
+        .with_listener(boom)
+        .with_listener(quiet)
+        .with_listener(boom);
+    assert_eq!(b.listener_panics(), 0);
+    assert_eq!(b.call(|| Ok::<_, ()>(1)).unwrap(), 1);
+    assert_eq!(b.listener_panics(), 2);
+    assert!(b.open());
+    assert_eq!(b.listener_panics(), 2, "a state change panics nobody");
+}
+
+#[cfg(feature = "stream")]
+mod fused {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use atomic_breaker::{CircuitBreaker, Config, ManualClock};
+    use futures::future::FusedFuture;
+    use futures::stream::{self, FusedStream, Stream};
+
+    fn poll<F: Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+        f.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn guarded_futures_terminate_exactly_when_resolved() {
+        let clock = ManualClock::new();
+        let b: CircuitBreaker<&ManualClock> = CircuitBreaker::new("fused", Config::new(), &clock);
+        let mut f = pin!(b.call_async(|| std::future::ready(Ok::<u32, ()>(1))));
+        assert!(!f.is_terminated());
+        assert_eq!(poll(f.as_mut()), Poll::Ready(Ok(1)));
+        assert!(f.is_terminated());
+        let mut g = pin!(b.guard(std::future::ready(Ok::<u32, ()>(2))));
+        assert!(!g.is_terminated());
+        assert_eq!(poll(g.as_mut()), Poll::Ready(Ok(2)));
+        assert!(g.is_terminated());
+    }
+
+    #[test]
+    fn guarded_streams_terminate_and_hint_sizes() {
+        let clock = ManualClock::new();
+        let b: CircuitBreaker<&ManualClock> = CircuitBreaker::new("fused-s", Config::new(), &clock);
+        let mut cx = Context::from_waker(Waker::noop());
+        let items = stream::iter([Ok::<u32, ()>(1), Ok(2), Ok(3)]);
+        let mut s = pin!(b.guard_stream(items));
+        // At least the inner items; no upper bound (rejections come on top).
+        assert_eq!(s.size_hint(), (3, None));
+        assert!(!s.is_terminated());
+        for want in 1..=3 {
+            assert!(matches!(s.as_mut().poll_next(&mut cx), Poll::Ready(Some(Ok(v))) if v == want));
+        }
+        assert_eq!(s.size_hint(), (0, None));
+        assert!(matches!(s.as_mut().poll_next(&mut cx), Poll::Ready(None)));
+        assert!(s.is_terminated());
+        assert_eq!(s.size_hint(), (0, Some(0)));
+
+        let items = stream::iter([Ok::<u32, ()>(1), Ok(2)]);
+        let mut run = pin!(b.guard_stream_run(items));
+        // Idle: up to the inner upper bound, and at least room for a rejection.
+        assert_eq!(run.size_hint(), (0, Some(2)));
+        assert!(!run.is_terminated());
+        assert!(matches!(
+            run.as_mut().poll_next(&mut cx),
+            Poll::Ready(Some(Ok(1)))
+        ));
+        assert_eq!(run.size_hint(), (0, Some(1)));
+        assert!(matches!(
+            run.as_mut().poll_next(&mut cx),
+            Poll::Ready(Some(Ok(2)))
+        ));
+        assert!(matches!(run.as_mut().poll_next(&mut cx), Poll::Ready(None)));
+        assert!(run.is_terminated());
+        assert_eq!(run.size_hint(), (0, Some(0)));
+        let empty = stream::iter(Vec::<Result<u32, ()>>::new());
+        let run = pin!(b.guard_stream_run(empty));
+        assert_eq!(run.size_hint(), (0, Some(1)));
+    }
+}
+
+/// Listeners that return normally count no panic (with or without `std`).
+#[test]
+fn listeners_that_return_count_no_panic() {
+    fn quiet(_: &atomic_breaker::Event) {}
+    let clock = ManualClock::new();
+    let b: CircuitBreaker<&ManualClock> =
+        CircuitBreaker::new("no-panics", Config::new().fail_max(1), &clock)
+            .with_listener(quiet)
+            .with_listener(quiet);
+    assert_eq!(b.call(|| Ok::<_, ()>(1)).unwrap(), 1);
+    let _ = b.call(|| Err::<(), _>(()));
+    assert_eq!(b.state(), State::Open);
+    assert_eq!(b.listener_panics(), 0);
+}
+
+/// The iterator guards' size hints: at least the inner items and no upper bound (rejections come
+/// on top) while live, exactly zero once ended; a run is bounded by the inner upper bound, and
+/// while idle leaves room for one rejection.
+#[test]
+fn guarded_iterators_hint_sizes() {
+    let clock = ManualClock::new();
+    let b: CircuitBreaker<&ManualClock> = CircuitBreaker::new("iter-hints", Config::new(), &clock);
+    let mut it = b.guard_iter([Ok::<u32, ()>(1), Ok(2), Ok(3)]);
+    assert_eq!(it.size_hint(), (3, None));
+    assert_eq!(it.next().map(Result::ok), Some(Some(1)));
+    assert_eq!(it.size_hint(), (2, None));
+    assert_eq!(it.by_ref().count(), 2);
+    assert_eq!(it.size_hint(), (0, Some(0)));
+    let mut run = b.guard_iter_run([Ok::<u32, ()>(1), Ok(2)]);
+    assert_eq!(run.size_hint(), (0, Some(2)));
+    assert_eq!(run.next().map(Result::ok), Some(Some(1)));
+    assert_eq!(run.size_hint(), (0, Some(1)));
+    assert_eq!(run.by_ref().count(), 1);
+    assert_eq!(run.size_hint(), (0, Some(0)));
+    let empty = b.guard_iter_run(Vec::<Result<u32, ()>>::new());
+    assert_eq!(empty.size_hint(), (0, Some(1)));
+}
