@@ -10,9 +10,11 @@
 //!
 //! Groups:
 //! - `closed_path`: `allow()` + `success()`, `call(|| Ok(..))`, the same without a listener
-//!   table (`L = 0`) and with one listener, against an `Acquire` load of an `AtomicU64` plus a
+//!   table (`L = 0`), with one listener fed every event, with one listener that wants only
+//!   state changes and rejections, and recloser's `call`, against an `Acquire` load of an `AtomicU64` plus a
 //!   compare.
-//! - `open_path`: rejection of an Open breaker (which reads the clock), ours and the peers'.
+//! - `open_path`: rejection of an Open breaker (which reads the clock), ours and the peers',
+//!   and the clock reads alone (`StdClock`, `InstantClock`, `Instant::now()`).
 //! - `half_open_claim`: claiming a trial slot in HalfOpen and giving it back (two CASes).
 //! - `two_threads`: the closed path from one thread and from two threads sharing one breaker;
 //!   the figure is the time per call as each thread sees it.
@@ -28,7 +30,9 @@ use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use atomic_breaker::{CircuitBreaker, Clock, Config, Event, ManualClock, State, StdClock};
+use atomic_breaker::{
+    CircuitBreaker, Clock, Config, Event, InstantClock, Interest, ManualClock, State, StdClock,
+};
 use criterion::{BenchmarkGroup, Criterion};
 use failsafe::CircuitBreaker as _;
 
@@ -149,6 +153,14 @@ fn closed_path(c: &mut Criterion) {
     let bare = ours_closed_no_table();
     let with_listener = ours_closed();
     with_listener.add_listener(noop_listener).unwrap();
+    let with_state_listener = ours_closed();
+    with_state_listener
+        .add_listener_for(
+            Interest::STATE_CHANGES | Interest::REJECTIONS,
+            noop_listener,
+        )
+        .unwrap();
+    let rc = recloser_default();
 
     g.bench_function("baseline_atomic_load", |i| i.iter(|| baseline(&word)));
     g.bench_function("ours_allow_success", |i| i.iter(|| ours_allow_success(&b)));
@@ -163,6 +175,13 @@ fn closed_path(c: &mut Criterion) {
     g.bench_function("ours_call_1_listener", |i| {
         i.iter(|| ours_call(&with_listener))
     });
+    g.bench_function("ours_allow_success_state_listener", |i| {
+        i.iter(|| ours_allow_success(&with_state_listener))
+    });
+    g.bench_function("ours_call_state_listener", |i| {
+        i.iter(|| ours_call(&with_state_listener))
+    });
+    g.bench_function("recloser_call", |i| i.iter(|| recloser_call(&rc)));
     g.finish();
     assert_eq!(b.state(), State::Closed);
     assert_eq!(bare.state(), State::Closed);
@@ -175,6 +194,7 @@ fn open_path(c: &mut Criterion) {
     let word = AtomicU64::new(0);
     let manual = ours_open(ManualClock::new());
     let std_clock = ours_open(StdClock);
+    let instant_clock = ours_open(InstantClock);
     let fs = failsafe_consecutive(1, failsafe::backoff::constant(LONG));
     let _ = fs.call(|| Err::<(), _>("down"));
     assert!(!fs.is_call_permitted());
@@ -191,6 +211,16 @@ fn open_path(c: &mut Criterion) {
     g.bench_function("ours_allow_rejected_std_clock", |i| {
         i.iter(|| ours_allow_success(&std_clock))
     });
+    g.bench_function("ours_allow_rejected_instant_clock", |i| {
+        i.iter(|| ours_allow_success(&instant_clock))
+    });
+    g.bench_function("std_clock_now_ms", |i| {
+        i.iter(|| black_box(black_box(&StdClock).now_ms()))
+    });
+    g.bench_function("instant_clock_now_ms", |i| {
+        i.iter(|| black_box(black_box(&InstantClock).now_ms()))
+    });
+    g.bench_function("instant_now", |i| i.iter(|| black_box(Instant::now())));
     g.bench_function("failsafe_is_call_permitted_rejected", |i| {
         i.iter(|| black_box(black_box(&fs).is_call_permitted()))
     });

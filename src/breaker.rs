@@ -19,10 +19,10 @@ use core::time::Duration;
 use crate::clock::Clock;
 use crate::config::{self, duration_ms, Config, ConfigError};
 use crate::error::Rejected;
-use crate::event::{Event, EventKind, Listener};
+use crate::event::{Event, EventKind, Interest, Listener};
 use crate::listeners::{self, ListenerId, ListenerTableFull, Listeners};
 use crate::machine::{
-    closed_admit, closed_success_is_noop, transition, Effect, Env, Op, Params, Step,
+    closed_admit, closed_success_is_noop, open_rejects, transition, Effect, Env, Op, Params, Step,
 };
 use crate::permit::{Permit, Recorded};
 use crate::snapshot::Snapshot;
@@ -132,11 +132,30 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     loom_const_fn! {
         /// Adds a listener during construction; listeners run in the order they were added.
         ///
+        /// The listener gets every event ([`Interest::ALL`]); see
+        /// [`with_listener_for`](Self::with_listener_for) to subscribe to fewer.
+        ///
         /// # Panics
         /// If the table (capacity `L`) is full. In a `const` or `static` this is a compile-time
         /// error; at run time use [`add_listener`](Self::add_listener).
-        pub fn with_listener(mut self, f: Listener) -> Self {
-            self.listeners = self.listeners.with(f);
+        pub fn with_listener(self, f: Listener) -> Self {
+            self.with_listener_for(Interest::ALL, f)
+        }
+    }
+
+    loom_const_fn! {
+        /// Adds a listener during construction that gets only the events `interest` names.
+        /// Without [`Interest::CALLS`] it costs nothing on the closed path.
+        ///
+        /// # Panics
+        /// If the table (capacity `L`) is full, as [`with_listener`](Self::with_listener).
+        pub fn with_listener_for(mut self, interest: Interest, f: Listener) -> Self {
+            self.listeners = self.listeners.with(f, interest);
+            if interest.contains(Interest::CALLS) {
+                // The breaker is owned here, so no other thread sees the word: set the bit in place.
+                let w = core::mem::replace(&mut self.word, AtomicU64::new(0)).into_inner();
+                self.word = AtomicU64::new(Word(w).with_call_events(true).0);
+            }
             self
         }
     }
@@ -149,21 +168,39 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// Report before any early return: a `?` between `allow` and the report drops the permit
     /// unreported, which counts nothing (see [`Permit`]).
     ///
-    /// On the closed path this is one atomic load and a compare, plus one load of the listener
-    /// table's length.
+    /// On the closed path this is one atomic load and one masked compare of the state word
+    /// (Closed, and no listener subscribed to per-call events), plus, only when some listener
+    /// wants per-call events, their `BeforeCall` dispatch.
     #[inline]
     pub fn allow(&self) -> Result<Permit<'_, C, L>, Rejected> {
-        // The closed path inline: one load and a compare (see `machine::closed_admit`).
-        if let Some(gen) = closed_admit(self.load()) {
+        // The closed path inline: one load and one masked compare (see `Word::is_closed_quiet`).
+        let w = self.load();
+        if w.is_closed_quiet() {
+            return Ok(Permit::new(
+                self,
+                w.generation(),
+                false,
+                listeners::NONE_CALLED,
+            ));
+        }
+        self.allow_slow(w)
+    }
+
+    /// Every other case: Closed with per-call listeners (dispatch `BeforeCall`), an Open breaker
+    /// whose period runs (one clock read, no machine), else the machine and the CAS helper.
+    /// `w` is the word `allow` loaded.
+    #[inline(never)]
+    fn allow_slow(&self, w: Word) -> Result<Permit<'_, C, L>, Rejected> {
+        if let Some(gen) = closed_admit(w) {
             let observed = self.emit_before_call();
             return Ok(Permit::new(self, gen, false, observed));
         }
-        self.allow_slow()
-    }
-
-    /// Every other state, through the machine and the CAS helper.
-    #[inline(never)]
-    fn allow_slow(&self) -> Result<Permit<'_, C, L>, Rejected> {
+        if w.state() == State::Open {
+            let now = self.clock.now_ms();
+            if let Some(ms) = open_rejects(w, now) {
+                return Err(self.reject(State::Open, Some(ms)));
+            }
+        }
         let (old, step, now) = self.apply(Op::Acquire);
         match step.effect {
             Effect::Admitted { gen, trial } => {
@@ -171,18 +208,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
                 let observed = self.emit_before_call();
                 Ok(Permit::new(self, gen, trial, observed))
             }
-            Effect::Rejected { retry_after_ms } => {
-                let rejected = Rejected {
-                    name: self.name,
-                    state: old.state(),
-                    retry_after: retry_after_ms.map(config::ms_to_duration),
-                };
-                self.emit(EventKind::Rejected {
-                    state: rejected.state,
-                    retry_after: rejected.retry_after,
-                });
-                Err(rejected)
-            }
+            Effect::Rejected { retry_after_ms } => Err(self.reject(old.state(), retry_after_ms)),
             // `Acquire` yields only the two effects above.
             _ => Err(Rejected {
                 name: self.name,
@@ -190,6 +216,21 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
                 retry_after: None,
             }),
         }
+    }
+
+    /// A rejection in `state`, with its event.
+    #[inline]
+    fn reject(&self, state: State, retry_after_ms: Option<u64>) -> Rejected {
+        let rejected = Rejected {
+            name: self.name,
+            state,
+            retry_after: retry_after_ms.map(config::ms_to_duration),
+        };
+        self.emit(EventKind::Rejected {
+            state: rejected.state,
+            retry_after: rejected.retry_after,
+        });
+        rejected
     }
 
     /// Runs `f` if the breaker admits it: `Ok` counts as a success, `Err` as a failure.
@@ -229,18 +270,22 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// so none sees an outcome without its `BeforeCall`.
     #[inline]
     pub(crate) fn finish(&self, gen: u16, outcome: Outcome, observed: u32) -> Recorded {
-        // The closed path inline: a success with nothing to reset is one load and a compare
-        // (see `machine::closed_success_is_noop`).
-        if outcome == Outcome::Success && closed_success_is_noop(self.load(), gen) {
-            self.emit_outcome(EventKind::Success, observed);
+        // The closed path inline: a success with nothing to reset and no per-call listener is
+        // one load and one masked compare (see `Word::is_quiet_success`).
+        if outcome == Outcome::Success && self.load().is_quiet_success(gen) {
             return Recorded::Counted;
         }
         self.finish_slow(gen, outcome, observed)
     }
 
-    /// Every other report, through the machine and the CAS helper.
+    /// Every other report: a closed success with per-call listeners (its event, no write), else
+    /// through the machine and the CAS helper.
     #[inline(never)]
     fn finish_slow(&self, gen: u16, outcome: Outcome, observed: u32) -> Recorded {
+        if outcome == Outcome::Success && closed_success_is_noop(self.load(), gen) {
+            self.emit_outcome(EventKind::Success, observed);
+            return Recorded::Counted;
+        }
         let (old, step, now) = self.apply(Op::Report { gen, outcome });
         let kind = match outcome {
             Outcome::Success => EventKind::Success,
@@ -485,8 +530,27 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// each other and the admission, see the `listeners` module). A refused add (a full table)
     /// changes nothing. Each successful add uses one of 2^32 - 2 sequence numbers of this
     /// breaker, never reused: once they are spent, every add is refused.
+    ///
+    /// The listener gets every event ([`Interest::ALL`]); see
+    /// [`add_listener_for`](Self::add_listener_for) to subscribe to fewer.
     pub fn add_listener(&self, f: Listener) -> Result<ListenerId, ListenerTableFull> {
-        self.listeners.add(f)
+        self.add_listener_for(Interest::ALL, f)
+    }
+
+    /// Adds a listener at run time that gets only the events `interest` names, with the same
+    /// guarantees as [`add_listener`](Self::add_listener). Without [`Interest::CALLS`] it costs
+    /// nothing on the closed path; with it, every admitted call dispatches its `BeforeCall`
+    /// and outcome.
+    pub fn add_listener_for(
+        &self,
+        interest: Interest,
+        f: Listener,
+    ) -> Result<ListenerId, ListenerTableFull> {
+        let id = self.listeners.add(f, interest)?;
+        if interest.contains(Interest::CALLS) {
+            self.sync_call_events();
+        }
+        Ok(id)
     }
 
     /// Removes a listener; `false` if `id` was already removed.
@@ -497,7 +561,34 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// breaker's [`add_listener`](Self::add_listener): ids are per breaker, and another
     /// breaker's id may name, and remove, a listener here.
     pub fn remove_listener(&self, id: ListenerId) -> bool {
-        self.listeners.remove(id)
+        let removed = self.listeners.remove(id);
+        if removed {
+            self.sync_call_events();
+        }
+        removed
+    }
+
+    /// Mirrors "some listener wants per-call events" into the state word's `CALL_EVENTS` bit,
+    /// after an add or remove changed the table's count. The bit is written alone (an atomic OR
+    /// or AND-NOT; the CAS helper's loops retry over it), then the count is read again: if it
+    /// moved meanwhile, another add or remove raced this one, and the loop writes again. All of
+    /// it `SeqCst`, so the write that comes last in the word's order was made by a thread whose
+    /// later read of the count agreed with it: once adds and removes stop, the bit is right.
+    /// While they race, a call may briefly miss (or pay for) per-call events.
+    fn sync_call_events(&self) {
+        loop {
+            let wants = self.listeners.wants_calls();
+            if wants {
+                self.word
+                    .fetch_or(crate::word::CALL_EVENTS_MASK, Ordering::SeqCst);
+            } else {
+                self.word
+                    .fetch_and(!crate::word::CALL_EVENTS_MASK, Ordering::SeqCst);
+            }
+            if self.listeners.wants_calls() == wants {
+                return;
+            }
+        }
     }
 
     // ---------------------------------------------------------------- internals
@@ -653,5 +744,52 @@ impl<C, const L: usize> fmt::Debug for CircuitBreaker<C, L> {
             .field("fail_max", &self.fail_max.load(Ordering::Relaxed))
             .field("listeners", &self.listeners.len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn quiet(_: &Event) {}
+
+    fn bit<C: Clock, const L: usize>(b: &CircuitBreaker<C, L>) -> bool {
+        b.load().call_events()
+    }
+
+    /// The `CALL_EVENTS` bit is set exactly while some listener wants per-call events, through
+    /// const and run-time adds, removes, and state changes in between.
+    #[test]
+    fn call_events_bit_follows_the_listeners_that_want_calls() {
+        let b = CircuitBreaker::<_, 4>::new("t", Config::new().fail_max(1), ManualClock::new())
+            .with_listener_for(Interest::STATE_CHANGES, quiet);
+        assert!(!bit(&b));
+        let b = b.with_listener(quiet);
+        assert!(bit(&b));
+        assert_eq!(b.state(), State::Closed);
+
+        let b = CircuitBreaker::<_, 4>::new("t", Config::new().fail_max(1), ManualClock::new());
+        let state_only = b
+            .add_listener_for(Interest::STATE_CHANGES | Interest::REJECTIONS, quiet)
+            .unwrap();
+        assert!(!bit(&b));
+        let calls1 = b.add_listener_for(Interest::CALLS, quiet).unwrap();
+        let calls2 = b.add_listener(quiet).unwrap();
+        assert!(bit(&b));
+        // A trip and a reopen keep the bit (the machine carries it).
+        let _ = b.call(|| Err::<(), _>(()));
+        assert_eq!(b.state(), State::Open);
+        assert!(bit(&b));
+        assert!(b.close());
+        assert!(bit(&b));
+        assert!(b.remove_listener(calls1));
+        assert!(bit(&b), "one listener still wants calls");
+        assert!(!b.remove_listener(calls1));
+        assert!(b.remove_listener(calls2));
+        assert!(!bit(&b));
+        assert!(b.remove_listener(state_only));
+        assert!(!bit(&b));
+        assert_eq!(b.state(), State::Closed);
     }
 }

@@ -1,4 +1,5 @@
-//! Time: the [`Clock`] trait, the [`ManualClock`] test double, and (with `std`) [`StdClock`].
+//! Time: the [`Clock`] trait, the [`ManualClock`] test double, and (with `std`) `StdClock`
+//! (coarse and cheap) and `InstantClock` (exact).
 
 use core::time::Duration;
 use portable_atomic::{AtomicU64, Ordering};
@@ -8,7 +9,7 @@ use crate::config::duration_ms;
 #[cfg(feature = "std")]
 mod with_std;
 #[cfg(feature = "std")]
-pub use with_std::StdClock;
+pub use with_std::{InstantClock, StdClock};
 
 /// A monotonic millisecond clock, injected into the breaker as a type parameter.
 ///
@@ -20,7 +21,9 @@ pub use with_std::StdClock;
 ///   `StdClock` do) simply stops time there.
 /// - **Never fails**: a clock that can fail must decide what to return (for example the last
 ///   good reading) rather than panic.
-/// - **Resolution**: 1 ms or finer; a coarser clock makes every period at least that coarse.
+/// - **Resolution**: 1 ms or finer for exact periods; a coarser clock (such as `StdClock` on
+///   Linux, which moves once per kernel tick) makes every period that coarse, early or late by
+///   up to one tick.
 ///
 /// The breaker reads the clock only when a decision depends on time (in Open and HalfOpen,
 /// and when it trips), never on the closed path, and never in a constructor.

@@ -49,8 +49,8 @@
 //! in, and reports from an earlier generation are dropped.
 //!
 //! # Features
-//! - `std` (default): [`StdClock`], listener panics caught and counted, a permit dropped during a
-//!   panic counts as a failure. Without it the crate is `#![no_std]` and allocates nothing
+//! - `std` (default): [`StdClock`] (coarse on Linux) and [`InstantClock`], listener panics
+//!   caught and counted, a permit dropped during a panic counts as a failure. Without it the crate is `#![no_std]` and allocates nothing
 //!   (neither does it with `std`).
 //! - `embassy`, `embedded-time`, `defmt`, `heapless`, `stream`: integrations, each in its own module
 //!   (`embassy` is a clock over the embassy time driver, `embedded-time` one over an
@@ -110,15 +110,15 @@ pub mod tower;
 mod loom_tests;
 
 pub use breaker::CircuitBreaker;
-#[cfg(feature = "std")]
-pub use clock::StdClock;
 pub use clock::{Clock, ManualClock};
+#[cfg(feature = "std")]
+pub use clock::{InstantClock, StdClock};
 pub use config::{
     Backoff, Config, ConfigError, MAX_FAIL_MAX, MAX_HALF_OPEN_CALLS, MAX_PERIOD,
     MAX_SUCCESS_THRESHOLD,
 };
 pub use error::{Error, Rejected};
-pub use event::{Event, EventKind, Listener};
+pub use event::{Event, EventKind, Interest, Listener};
 pub use listeners::{ListenerId, ListenerTableFull};
 pub use owned_permit::{BreakerHandle, OwnedPermit};
 pub use permit::{Permit, Recorded};

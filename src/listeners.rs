@@ -34,7 +34,7 @@
 
 use core::fmt;
 
-use crate::event::{Event, Listener};
+use crate::event::{Event, Interest, Listener};
 use crate::sync::{loom_const_fn, AtomicPtr, AtomicU32, Ordering};
 
 const EMPTY: u32 = 0;
@@ -67,32 +67,36 @@ impl core::error::Error for ListenerTableFull {}
 struct Slot {
     seq: AtomicU32,
     f: AtomicPtr<()>,
+    /// The listener's [`Interest`] bits, written with `f` before `seq` is published.
+    interest: AtomicU32,
 }
 
 impl Slot {
-    /// The slot's sequence number and listener, or `(EMPTY, null)` if it is free, being written,
-    /// or changed while being read.
+    /// The slot's sequence number and listener if it wants an event of class `class`, or
+    /// `(EMPTY, null)` if it does not, or is free, being written, or changed while being read.
     #[inline]
-    fn snapshot(&self) -> (u32, *mut ()) {
+    fn snapshot(&self, class: u32) -> (u32, *mut ()) {
         let none = (EMPTY, core::ptr::null_mut());
         let seq = self.seq.load(Ordering::Acquire);
         if seq == EMPTY || seq == BUSY {
             return none;
         }
         let f = self.f.load(Ordering::Acquire);
+        let interest = self.interest.load(Ordering::Acquire);
         // The Acquire load of `f` sees at least the BUSY written before any newer pointer, so an
         // unchanged `seq` means `f` belongs to `seq`.
-        if self.seq.load(Ordering::Relaxed) != seq || f.is_null() {
+        if self.seq.load(Ordering::Relaxed) != seq || f.is_null() || interest & class == 0 {
             return none;
         }
         (seq, f)
     }
 
     loom_const_fn! {
-        fn new(seq: u32, f: *mut ()) -> Slot {
+        fn new(seq: u32, f: *mut (), interest: u32) -> Slot {
             Slot {
                 seq: AtomicU32::new(seq),
                 f: AtomicPtr::new(f),
+                interest: AtomicU32::new(interest),
             }
         }
     }
@@ -104,6 +108,9 @@ pub(crate) struct Listeners<const N: usize> {
     next_seq: AtomicU32,
     /// Occupied slots: lets dispatch skip the table with one load when it is empty.
     len: AtomicU32,
+    /// Occupied slots whose listener wants per-call events: the breaker mirrors `> 0` into the
+    /// state word's `CALL_EVENTS` bit (see `CircuitBreaker::sync_call_events`).
+    calls: AtomicU32,
     /// Slots filled by `with`; used only during `const` construction.
     filled: usize,
 }
@@ -115,6 +122,7 @@ impl<const N: usize> Listeners<N> {
                 slots: empty_slots(),
                 next_seq: AtomicU32::new(1),
                 len: AtomicU32::new(0),
+                calls: AtomicU32::new(0),
                 filled: 0,
             }
         }
@@ -125,21 +133,30 @@ impl<const N: usize> Listeners<N> {
         ///
         /// # Panics
         /// When the table is full; in a `const` or `static` that is a compile-time error.
-        pub(crate) fn with(mut self, f: Listener) -> Self {
+        pub(crate) fn with(mut self, f: Listener, interest: Interest) -> Self {
             if self.filled >= N {
                 panic!("listener table is full: raise the breaker's capacity parameter L");
             }
             let seq = self.filled as u32 + 1;
-            self.slots[self.filled] = Slot::new(seq, f as *mut ());
+            self.slots[self.filled] = Slot::new(seq, f as *mut (), interest.bits());
             self.filled += 1;
             self.next_seq = AtomicU32::new(seq + 1);
             self.len = AtomicU32::new(seq);
+            if interest.contains(Interest::CALLS) {
+                let calls = core::mem::replace(&mut self.calls, AtomicU32::new(0)).into_inner();
+                self.calls = AtomicU32::new(calls + 1);
+            }
             self
         }
     }
 
-    /// Adds `f`; it runs after every listener added before it.
-    pub(crate) fn add(&self, f: Listener) -> Result<ListenerId, ListenerTableFull> {
+    /// Adds `f`, given the events `interest` names; it runs after every listener added before
+    /// it. The caller mirrors [`wants_calls`](Self::wants_calls) into the state word after.
+    pub(crate) fn add(
+        &self,
+        f: Listener,
+        interest: Interest,
+    ) -> Result<ListenerId, ListenerTableFull> {
         let full = ListenerTableFull { capacity: N };
         for (i, slot) in self.slots.iter().enumerate() {
             if slot
@@ -161,6 +178,10 @@ impl<const N: usize> Listeners<N> {
                 return Err(full);
             };
             slot.f.store(f as *mut (), Ordering::Release);
+            slot.interest.store(interest.bits(), Ordering::Release);
+            if interest.contains(Interest::CALLS) {
+                self.calls.fetch_add(1, Ordering::SeqCst);
+            }
             slot.seq.store(seq, Ordering::Release);
             self.len.fetch_add(1, Ordering::Release);
             return Ok(ListenerId {
@@ -176,14 +197,31 @@ impl<const N: usize> Listeners<N> {
         let Some(slot) = self.slots.get(id.slot as usize) else {
             return false;
         };
+        // Seeing `id.seq` (Acquire) makes its add's `interest` store visible; a successful CAS
+        // below means the slot held `id.seq` all along (numbers are never reused), so the
+        // interest read in between is this listener's.
+        if slot.seq.load(Ordering::Acquire) != id.seq {
+            return false;
+        }
+        let interest = slot.interest.load(Ordering::Relaxed);
         let removed = slot
             .seq
             .compare_exchange(id.seq, EMPTY, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok();
         if removed {
+            if interest & Interest::CALLS.bits() != 0 {
+                self.calls.fetch_sub(1, Ordering::SeqCst);
+            }
             self.len.fetch_sub(1, Ordering::Release);
         }
         removed
+    }
+
+    /// Whether some listener in the table wants per-call events. `SeqCst`, like the counter's
+    /// updates: the breaker's mirroring loop relies on one total order of these and its writes
+    /// of the state word's bit.
+    pub(crate) fn wants_calls(&self) -> bool {
+        self.calls.load(Ordering::SeqCst) != 0
     }
 
     /// Listeners currently in the table.
@@ -207,8 +245,11 @@ impl<const N: usize> Listeners<N> {
     /// removed one mid-dispatch never runs beside it); the snapshot is then called in sequence
     /// order by repeated minimum search instead of a sort, which keeps the code small and free
     /// of panic paths (it matters on firmware). `O(N^2)` compares for a table of capacity `N`.
+    ///
+    /// Only listeners whose [`Interest`] includes the event's class are called.
     pub(crate) fn dispatch(&self, event: &Event, upto: u32) -> Dispatched {
-        let found = self.slots.each_ref().map(Slot::snapshot);
+        let class = Interest::of(&event.kind).bits();
+        let found = self.slots.each_ref().map(|s| s.snapshot(class));
         let mut last = EMPTY;
         let mut panics = 0;
         while let Some(&(seq, f)) = found
@@ -244,12 +285,12 @@ pub(crate) struct Dispatched {
 
 #[cfg(not(loom))]
 const fn empty_slots<const N: usize>() -> [Slot; N] {
-    [const { Slot::new(EMPTY, core::ptr::null_mut()) }; N]
+    [const { Slot::new(EMPTY, core::ptr::null_mut(), 0) }; N]
 }
 
 #[cfg(loom)]
 fn empty_slots<const N: usize>() -> [Slot; N] {
-    core::array::from_fn(|_| Slot::new(EMPTY, core::ptr::null_mut()))
+    core::array::from_fn(|_| Slot::new(EMPTY, core::ptr::null_mut(), 0))
 }
 
 /// Runs one listener; with `std` a panic is caught and counted, so the other listeners still
@@ -287,17 +328,20 @@ mod tests {
 
     #[test]
     fn insertion_order_survives_slot_reuse_and_ids_are_not_reusable() {
-        let t: Listeners<3> = Listeners::new().with(a);
+        let t: Listeners<3> = Listeners::new().with(a, Interest::ALL);
         let ev = Event {
             name: "t",
             kind: EventKind::BeforeCall,
         };
-        let id_b = t.add(b).unwrap();
-        let _id_c = t.add(c).unwrap();
-        assert_eq!(t.add(a), Err(ListenerTableFull { capacity: 3 }));
+        let id_b = t.add(b, Interest::ALL).unwrap();
+        let _id_c = t.add(c, Interest::ALL).unwrap();
+        assert_eq!(
+            t.add(a, Interest::ALL),
+            Err(ListenerTableFull { capacity: 3 })
+        );
         assert!(t.remove(id_b));
         assert!(!t.remove(id_b));
-        let id_b2 = t.add(b).unwrap(); // lands in b's old slot, but runs last
+        let id_b2 = t.add(b, Interest::ALL).unwrap(); // lands in b's old slot, but runs last
         assert!(
             !t.remove(id_b),
             "a stale id must not remove the newer listener"
@@ -325,11 +369,14 @@ mod tests {
 
     #[test]
     fn refused_adds_take_no_sequence_number() {
-        let t: Listeners<1> = Listeners::new().with(a);
+        let t: Listeners<1> = Listeners::new().with(a, Interest::ALL);
         // Close to exhaustion: two numbers left.
         t.next_seq.store(BUSY - 2, Ordering::Relaxed);
         for _ in 0..10 {
-            assert_eq!(t.add(b), Err(ListenerTableFull { capacity: 1 }));
+            assert_eq!(
+                t.add(b, Interest::ALL),
+                Err(ListenerTableFull { capacity: 1 })
+            );
         }
         assert_eq!(t.next_seq.load(Ordering::Relaxed), BUSY - 2);
         let first = t.slots[0].seq.load(Ordering::Relaxed);
@@ -337,14 +384,17 @@ mod tests {
             slot: 0,
             seq: first
         }));
-        let id = t.add(b).unwrap();
+        let id = t.add(b, Interest::ALL).unwrap();
         assert_eq!(id.seq, BUSY - 2);
         assert!(t.remove(id));
-        let id = t.add(c).unwrap();
+        let id = t.add(c, Interest::ALL).unwrap();
         assert_eq!(id.seq, BUSY - 1);
         assert!(t.remove(id));
         // Exhausted: refused, and the slot is left free.
-        assert_eq!(t.add(a), Err(ListenerTableFull { capacity: 1 }));
+        assert_eq!(
+            t.add(a, Interest::ALL),
+            Err(ListenerTableFull { capacity: 1 })
+        );
         assert_eq!(t.slots[0].seq.load(Ordering::Relaxed), EMPTY);
         assert_eq!(t.len(), 0);
     }
@@ -356,7 +406,10 @@ mod tests {
             panic!("listener panics");
         }
         fn quiet(_: &Event) {}
-        let t: Listeners<3> = Listeners::new().with(boom).with(quiet).with(boom);
+        let t: Listeners<3> = Listeners::new()
+            .with(boom, Interest::ALL)
+            .with(quiet, Interest::ALL)
+            .with(boom, Interest::ALL);
         let ev = Event {
             name: "t",
             kind: EventKind::BeforeCall,

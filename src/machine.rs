@@ -141,8 +141,8 @@ pub(crate) fn transition(w: Word, op: Op, env: &impl Env) -> Step {
 
 /// The closed path of [`Op::Acquire`], without the machine: `Some(gen)` when `w` admits a
 /// non-trial call writing nothing (what `transition` decides for Closed). The breaker's `allow`
-/// takes this branch before calling [`transition`]; `fast_paths_agree_with_transition` pins the
-/// two together.
+/// takes [`Word::is_closed_quiet`] (this, with no per-call listener, in one masked compare)
+/// before calling [`transition`]; `fast_paths_agree_with_transition` pins them together.
 #[inline]
 pub(crate) fn closed_admit(w: Word) -> Option<u16> {
     if w.state() == State::Closed {
@@ -154,10 +154,24 @@ pub(crate) fn closed_admit(w: Word) -> Option<u16> {
 
 /// The closed path of a success report: `true` when reporting [`Outcome::Success`] for
 /// generation `gen` on `w` counts and writes nothing. `report` starts with it, and the breaker
-/// checks it inline before calling the machine, so the two cannot disagree.
+/// checks it (or [`Word::is_quiet_success`], the same with no per-call listener) inline before
+/// calling the machine, so they cannot disagree. One masked compare (Closed encodes as 0).
 #[inline]
 pub(crate) fn closed_success_is_noop(w: Word, gen: u16) -> bool {
-    w.state() == State::Closed && w.generation() == gen && w.count() == 0
+    w.is_noop_success(gen)
+}
+
+/// The rejection of [`Op::Acquire`] by an Open breaker whose period is still running at `now`,
+/// without the machine: `Some(ms until the deadline)`, what `transition` decides (a rejection
+/// writing nothing). The breaker's `allow` checks it before calling [`transition`];
+/// `fast_paths_agree_with_transition` pins the two together.
+#[inline]
+pub(crate) fn open_rejects(w: Word, now: u64) -> Option<u64> {
+    if w.state() == State::Open && !w.until_passed(now) {
+        Some(w.until_remaining(now))
+    } else {
+        None
+    }
 }
 
 fn acquire(w: Word, env: &impl Env) -> Step {
@@ -172,9 +186,9 @@ fn acquire(w: Word, env: &impl Env) -> Step {
         }),
         State::Open => {
             let now = env.now();
-            if !w.until_passed(now) {
+            if let Some(ms) = open_rejects(w, now) {
                 return stay(Effect::Rejected {
-                    retry_after_ms: Some(w.until_remaining(now)),
+                    retry_after_ms: Some(ms),
                 });
             }
             // The open period is over: this caller wins the move to HalfOpen (if its CAS does)
@@ -318,6 +332,7 @@ fn reset(w: Word, to: State) -> Word {
     Word::INITIAL
         .with_state(to)
         .with_generation_of(w.next_generation())
+        .with_call_events_of(w)
 }
 
 /// `w` moved to Open with `count` failures on record and backoff exponent `level`.
@@ -515,6 +530,108 @@ mod tests {
             }
         }
         assert!(checked_fast > 0);
+    }
+
+    /// The breaker's masked fast paths (`Word::is_closed_quiet`, `Word::is_quiet_success`) and
+    /// its open-rejection shortcut (`open_rejects`) against the field-wise predicates and
+    /// `transition`, with the `CALL_EVENTS` bit both ways; and every move carries that bit.
+    #[test]
+    fn masked_fast_paths_agree_with_transition_and_keep_the_call_events_bit() {
+        let mut checked = [0u32; 3];
+        for events in [false, true] {
+            for state in [
+                State::Closed,
+                State::Open,
+                State::HalfOpen,
+                State::ForcedOpen,
+                State::Disabled,
+            ] {
+                for gen in [0u16, 1, 255, 256, 65_535] {
+                    for count in [0, 1, 127] {
+                        for until in [0u64, 999, 1_000, 1_001, 5_000, MAX_PERIOD_MS + 2_000] {
+                            let w = Word::INITIAL
+                                .with_generation(gen)
+                                .with_state(state)
+                                .with_count(count)
+                                .with_in_flight(u32::from(state == State::HalfOpen))
+                                .with_level(3)
+                                .with_until(until)
+                                .with_call_events(events);
+                            assert_eq!(w.call_events(), events);
+                            let e = env(1_000);
+                            // Admission.
+                            assert_eq!(
+                                w.is_closed_quiet(),
+                                closed_admit(w).is_some() && !events,
+                                "{w:?}"
+                            );
+                            if w.is_closed_quiet() {
+                                checked[0] += 1;
+                                assert_eq!(
+                                    transition(w, Op::Acquire, &e),
+                                    stay(Effect::Admitted { gen, trial: false })
+                                );
+                            }
+                            // Open rejection.
+                            match open_rejects(w, 1_000) {
+                                Some(ms) => {
+                                    checked[1] += 1;
+                                    assert_eq!(
+                                        transition(w, Op::Acquire, &e),
+                                        stay(Effect::Rejected {
+                                            retry_after_ms: Some(ms)
+                                        }),
+                                        "{w:?}"
+                                    );
+                                }
+                                None => {
+                                    assert!(state != State::Open || w.until_passed(1_000), "{w:?}")
+                                }
+                            }
+                            // Success reports.
+                            for report_gen in [gen, gen.wrapping_add(1), gen ^ 0x8000] {
+                                let field_wise = state == State::Closed
+                                    && w.generation() == report_gen
+                                    && w.count() == 0;
+                                assert_eq!(closed_success_is_noop(w, report_gen), field_wise);
+                                assert_eq!(
+                                    w.is_quiet_success(report_gen),
+                                    field_wise && !events,
+                                    "{w:?}"
+                                );
+                                if w.is_quiet_success(report_gen) {
+                                    checked[2] += 1;
+                                }
+                            }
+                            // The bit rides through every move the machine makes.
+                            for op in [
+                                Op::Acquire,
+                                Op::Report {
+                                    gen,
+                                    outcome: Outcome::Failure,
+                                },
+                                Op::Report {
+                                    gen,
+                                    outcome: Outcome::Success,
+                                },
+                                Op::Release { gen },
+                                Op::Open,
+                                Op::Close,
+                                Op::HalfOpen,
+                                Op::TripFor { ms: 10 },
+                                Op::ForceOpen,
+                                Op::Disable,
+                            ] {
+                                if let Some(next) = transition(w, op, &e).next {
+                                    assert_eq!(next.call_events(), events, "{op:?} on {w:?}");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked.iter().all(|&n| n > 0), "{checked:?}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! ```text
 //!  63 62                          34 33                18 17  15 14      10 9       3 2     0
 //! +--+------------------------------+--------------------+------+----------+---------+-------+
-//! |R |            UNTIL             |        GEN         | LEVEL| IN_FLIGHT|  COUNT  | STATE |
+//! |E |            UNTIL             |        GEN         | LEVEL| IN_FLIGHT|  COUNT  | STATE |
 //! |1 |           29 bits            |      16 bits       |3 bits|  5 bits  | 7 bits  |3 bits |
 //! +--+------------------------------+--------------------+------+----------+---------+-------+
 //! ```
@@ -19,9 +19,12 @@
 //! | `LEVEL` | 15..18 | backoff exponent: consecutive re-trips from HalfOpen, reset on close |
 //! | `GEN` | 18..34 | generation, bumped by every state change, every `trip_for` and every trial re-arm |
 //! | `UNTIL` | 34..63 | Open: retry deadline. HalfOpen: lease deadline of the newest trial. In ms, modulo 2^29 |
-//! | `R` | 63 | reserved: always 0 today, see below |
+//! | `E` | 63 | `CALL_EVENTS`: some listener wants per-call events (`BeforeCall`, outcomes); see below |
 //!
-//! The all-zero word is a fresh Closed breaker, so a `const` constructor needs no clock.
+//! The all-zero word is a fresh Closed breaker with no per-call listener, so a `const`
+//! constructor needs no clock. Closed encodes as 0 and `E` is a bit of the word, so the closed
+//! path's two checks are one masked compare each: admission is `word & (STATE | E) == 0`, a
+//! success with nothing to reset is `word & (STATE | COUNT | GEN | E) == gen << GEN_SHIFT`.
 //!
 //! # Limits implied by the layout
 //! - `fail_max` and `success_threshold`: at most [`MAX_COUNT`] (127). `COUNT` holds failures
@@ -48,10 +51,13 @@
 //!   pending again, for at most 24 h, during the last 24 h of each 2^29 ms cycle after its
 //!   deadline; `retry_after` never exceeds [`MAX_PERIOD_MS`]. Resolution: 1 ms.
 //!
-//! # The reserved bit
-//! Bit 63 is unused and always 0, kept for a flag (for example "some listener wants per-call
-//! events"). To use it, rename `RESERVED_*` and add accessors; nothing else reads it. If more
-//! bits are ever needed, `UNTIL` can give one up (halving the modulus and the 5.2-day window
+//! # The `CALL_EVENTS` bit
+//! Bit 63 is set while at least one registered listener subscribed to per-call events
+//! ([`Interest::CALLS`](crate::Interest::CALLS)), so a breaker whose listeners want only state
+//! changes (or that has none) pays nothing for them on the closed path. It is not part of the
+//! state machine: `transition` carries it through every move unchanged (`reset` copies it), and
+//! only the listener table's add and remove set or clear it (an atomic OR / AND-NOT of this bit
+//! alone, which the CAS helper's loops simply retry over). If more bits are ever needed, `UNTIL` can give one up (halving the modulus and the 5.2-day window
 //! above, which must stay larger than [`MAX_PERIOD_MS`]), or `IN_FLIGHT` can (halving
 //! `half_open_max_calls`).
 
@@ -64,8 +70,7 @@ const IN_FLIGHT_BITS: u32 = 5;
 const LEVEL_BITS: u32 = 3;
 const GEN_BITS: u32 = 16;
 const UNTIL_BITS: u32 = 29;
-#[allow(dead_code)] // read only by the compile-time checks (rustc 1.88 does not count those)
-const RESERVED_BITS: u32 = 1;
+const CALL_EVENTS_BITS: u32 = 1;
 
 /// Shift of the `STATE` field: the breaker's [`State`].
 const STATE_SHIFT: u32 = 0;
@@ -79,9 +84,8 @@ const LEVEL_SHIFT: u32 = IN_FLIGHT_SHIFT + IN_FLIGHT_BITS;
 const GEN_SHIFT: u32 = LEVEL_SHIFT + LEVEL_BITS;
 /// Shift of the `UNTIL` field: a deadline in ms modulo 2^29.
 const UNTIL_SHIFT: u32 = GEN_SHIFT + GEN_BITS;
-/// Shift of the reserved bit (always 0).
-#[allow(dead_code)] // read only by the compile-time checks (rustc 1.88 does not count those)
-const RESERVED_SHIFT: u32 = UNTIL_SHIFT + UNTIL_BITS;
+/// Shift of the `CALL_EVENTS` bit: some listener wants per-call events.
+const CALL_EVENTS_SHIFT: u32 = UNTIL_SHIFT + UNTIL_BITS;
 
 const fn mask(bits: u32, shift: u32) -> u64 {
     ((1u64 << bits) - 1) << shift
@@ -93,8 +97,15 @@ const IN_FLIGHT_MASK: u64 = mask(IN_FLIGHT_BITS, IN_FLIGHT_SHIFT);
 const LEVEL_MASK: u64 = mask(LEVEL_BITS, LEVEL_SHIFT);
 const GEN_MASK: u64 = mask(GEN_BITS, GEN_SHIFT);
 const UNTIL_MASK: u64 = mask(UNTIL_BITS, UNTIL_SHIFT);
-#[allow(dead_code)] // read only by the compile-time checks (rustc 1.88 does not count those)
-const RESERVED_MASK: u64 = mask(RESERVED_BITS, RESERVED_SHIFT);
+/// The `CALL_EVENTS` bit, for the listener table's atomic OR / AND-NOT.
+pub(crate) const CALL_EVENTS_MASK: u64 = mask(CALL_EVENTS_BITS, CALL_EVENTS_SHIFT);
+/// What the closed admission looks at: Closed (0) and no per-call listener.
+const QUIET_ADMIT_MASK: u64 = STATE_MASK | CALL_EVENTS_MASK;
+/// What the closed success looks at: Closed, no failure to reset, the permit's generation, no
+/// per-call listener.
+const QUIET_SUCCESS_MASK: u64 = STATE_MASK | COUNT_MASK | GEN_MASK | CALL_EVENTS_MASK;
+/// What a success with nothing to write looks at (listeners aside).
+const NOOP_SUCCESS_MASK: u64 = STATE_MASK | COUNT_MASK | GEN_MASK;
 
 /// Largest value of `COUNT`: the largest `fail_max` and `success_threshold`.
 pub const MAX_COUNT: u32 = (1 << COUNT_BITS) - 1;
@@ -120,7 +131,7 @@ const _: () = {
         LEVEL_MASK,
         GEN_MASK,
         UNTIL_MASK,
-        RESERVED_MASK,
+        CALL_EVENTS_MASK,
     ];
     let mut seen = 0u64;
     let mut i = 0;
@@ -131,13 +142,15 @@ const _: () = {
     }
     assert!(seen == u64::MAX, "state word fields leave bits unused");
     assert!(
-        RESERVED_SHIFT + RESERVED_BITS == 64,
+        CALL_EVENTS_SHIFT + CALL_EVENTS_BITS == 64,
         "state word fields do not add up to 64 bits"
     );
     assert!(
         GEN_BITS >= 16,
         "the generation must tell 65,536 changes apart"
     );
+    // The masked compares below rely on Closed encoding as 0.
+    assert!(State::Closed.encode() == 0, "Closed must encode as 0");
     assert!(
         State::MAX_ENCODING < (1 << STATE_BITS),
         "State does not fit its field"
@@ -175,6 +188,39 @@ impl Word {
     /// The stored deadline, in ms modulo 2^29.
     pub(crate) const fn until(self) -> u64 {
         (self.0 & UNTIL_MASK) >> UNTIL_SHIFT
+    }
+    /// Whether some listener wants per-call events (the `CALL_EVENTS` bit). The hot paths test
+    /// the bit inside their masked compares; this accessor is for the unit tests.
+    #[cfg_attr(any(not(test), loom), allow(dead_code))]
+    pub(crate) const fn call_events(self) -> bool {
+        self.0 & CALL_EVENTS_MASK != 0
+    }
+    /// Sets or clears the `CALL_EVENTS` bit.
+    pub(crate) const fn with_call_events(self, on: bool) -> Word {
+        Word((self.0 & !CALL_EVENTS_MASK) | if on { CALL_EVENTS_MASK } else { 0 })
+    }
+    /// Copies the `CALL_EVENTS` bit of `other`.
+    pub(crate) const fn with_call_events_of(self, other: Word) -> Word {
+        Word((self.0 & !CALL_EVENTS_MASK) | (other.0 & CALL_EVENTS_MASK))
+    }
+
+    /// Closed with no per-call listener, in one masked compare: the closed admission that
+    /// dispatches nothing.
+    #[inline(always)]
+    pub(crate) const fn is_closed_quiet(self) -> bool {
+        self.0 & QUIET_ADMIT_MASK == 0
+    }
+    /// Closed, no failure on record, generation `gen`, no per-call listener, in one masked
+    /// compare: a success of generation `gen` that writes and dispatches nothing.
+    #[inline(always)]
+    pub(crate) const fn is_quiet_success(self, gen: u16) -> bool {
+        self.0 & QUIET_SUCCESS_MASK == (gen as u64) << GEN_SHIFT
+    }
+    /// Closed, no failure on record, generation `gen`, in one masked compare: a success of
+    /// generation `gen` that writes nothing (its event aside).
+    #[inline(always)]
+    pub(crate) const fn is_noop_success(self, gen: u16) -> bool {
+        self.0 & NOOP_SUCCESS_MASK == (gen as u64) << GEN_SHIFT
     }
 
     pub(crate) const fn with_state(self, s: State) -> Word {
@@ -237,6 +283,8 @@ impl Word {
     }
 }
 
+/// The machine's fields only: the `CALL_EVENTS` bit is not machine state (the loom checks
+/// compare this output with a reference model that has no listeners' bit).
 impl core::fmt::Debug for Word {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Word")
@@ -311,7 +359,7 @@ mod tests {
         // The neighbours are untouched by the carry out of the top of `GEN`.
         assert_eq!(w.state(), State::HalfOpen);
         assert_eq!(w.until(), 77);
-        assert_eq!(w.0 & RESERVED_MASK, 0);
+        assert_eq!(w.0 & CALL_EVENTS_MASK, 0);
     }
 
     #[test]
@@ -324,9 +372,9 @@ mod tests {
             .with_generation(u16::MAX)
             .next_generation()
             .with_until(u64::MAX);
-        assert_eq!(w.0 & RESERVED_MASK, 0);
+        assert_eq!(w.0 & CALL_EVENTS_MASK, 0);
         assert_eq!(w.until(), TIME_MODULUS - 1);
-        assert_eq!(RESERVED_MASK, 1 << 63);
+        assert_eq!(CALL_EVENTS_MASK, 1 << 63);
     }
 
     #[test]

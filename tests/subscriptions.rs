@@ -1,0 +1,87 @@
+//! Listener subscriptions (`Interest`): a listener hears exactly the classes it asked for, and
+//! a call's outcome only after its `BeforeCall`.
+
+use std::sync::Mutex;
+
+use atomic_breaker::{CircuitBreaker, Config, Event, EventKind, Interest, ManualClock, State};
+use core::time::Duration;
+
+static STATE_LOG: Mutex<Vec<EventKind>> = Mutex::new(Vec::new());
+static CALL_LOG: Mutex<Vec<EventKind>> = Mutex::new(Vec::new());
+static ALL_LOG: Mutex<Vec<EventKind>> = Mutex::new(Vec::new());
+
+fn state_listener(e: &Event) {
+    STATE_LOG.lock().unwrap().push(e.kind);
+}
+fn call_listener(e: &Event) {
+    CALL_LOG.lock().unwrap().push(e.kind);
+}
+fn all_listener(e: &Event) {
+    ALL_LOG.lock().unwrap().push(e.kind);
+}
+
+fn take(log: &Mutex<Vec<EventKind>>) -> Vec<EventKind> {
+    std::mem::take(&mut *log.lock().unwrap())
+}
+
+#[test]
+fn each_listener_hears_only_its_classes() {
+    let clock = ManualClock::new();
+    let b = CircuitBreaker::<_, 4>::new(
+        "sub",
+        Config::new()
+            .fail_max(1)
+            .reset_timeout(Duration::from_secs(1)),
+        &clock,
+    )
+    .with_listener_for(
+        Interest::STATE_CHANGES | Interest::REJECTIONS,
+        state_listener,
+    )
+    .with_listener(all_listener);
+    b.add_listener_for(Interest::CALLS, call_listener).unwrap();
+
+    assert!(b.call(|| Ok::<_, ()>(1)).is_ok());
+    let _ = b.call(|| Err::<(), _>(()));
+    assert!(b.call(|| Ok::<_, ()>(1)).is_err()); // rejected
+
+    let trip = EventKind::StateChange {
+        from: State::Closed,
+        to: State::Open,
+    };
+    let rejected = EventKind::Rejected {
+        state: State::Open,
+        retry_after: Some(Duration::from_secs(1)),
+    };
+    assert_eq!(take(&STATE_LOG), [trip, rejected]);
+    assert_eq!(
+        take(&CALL_LOG),
+        [
+            EventKind::BeforeCall,
+            EventKind::Success,
+            EventKind::BeforeCall,
+            EventKind::Failure
+        ]
+    );
+    assert_eq!(
+        take(&ALL_LOG),
+        [
+            EventKind::BeforeCall,
+            EventKind::Success,
+            EventKind::BeforeCall,
+            EventKind::Failure,
+            trip,
+            rejected
+        ]
+    );
+}
+
+#[test]
+fn interest_sets_combine() {
+    let s = Interest::STATE_CHANGES | Interest::REJECTIONS;
+    assert!(s.contains(Interest::STATE_CHANGES));
+    assert!(s.contains(Interest::REJECTIONS));
+    assert!(!s.contains(Interest::CALLS));
+    assert_eq!(s | Interest::CALLS, Interest::ALL);
+    assert!(Interest::ALL.contains(s));
+}
