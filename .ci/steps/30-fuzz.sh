@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../../fuzz"
 
 # What it needs, installed only when missing: installing over an existing nightly would update
 # it (and race any other step using it), so look at the list rather than run the toolchain.
-if ! rustup toolchain list | grep -q '^nightly-'; then
+if ! rustup toolchain list | grep '^nightly-' >/dev/null; then
   rustup toolchain install nightly --profile minimal
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -117,12 +117,16 @@ for target in thumbv6m-none-eabi thumbv7m-none-eabi; do
   # (The control: nopanic, built above, links one through EmbeddedTimeClock's conversion, so
   # the pattern does match those routines.)
   div='uldivmod|udivmoddi4|u64_div_rem'
-  if "$NM" "$FW_TARGET/$target/release/size_embassy" | grep -Eq "$div"; then
+  embassy_syms=$("$NM" "$FW_TARGET/$target/release/size_embassy")
+  if grep -Eq "$div" <<<"$embassy_syms"; then
     echo "EmbassyClock linked a 64-bit division routine on $target"
     exit 1
   fi
 done
-if ! "$NM" "$FW_TARGET/thumbv7m-none-eabi/release/nopanic" | grep -Eq "$div"; then
+# The symbol list is read whole before grep: `nm | grep -q` under pipefail fails when grep quits at
+# the first match and nm dies of SIGPIPE, which made this control fail although the pattern matched.
+nopanic_syms=$("$NM" "$FW_TARGET/thumbv7m-none-eabi/release/nopanic")
+if ! grep -Eq "$div" <<<"$nopanic_syms"; then
   echo "the 64-bit division pattern matched nothing in nopanic: the check above cannot see a division"
   exit 1
 fi
