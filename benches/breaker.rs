@@ -19,10 +19,9 @@
 //! - `two_threads`: the closed path from one thread and from two threads sharing one breaker;
 //!   the figure is the time per call as each thread sees it.
 //! - `peers`: the closed path of failsafe (two policies), recloser and ours.
-//! - `tower_layer` (feature `tower`): one request (`poll_ready`, `call`, the response future
-//!   polled to completion) to an always-ready service, bare and behind `BreakerLayer`. The
-//!   comparison with tower-resilience is in `servers/benches/layer.rs`, which has the same
-//!   group plus theirs (kept out of this crate's dev-dependencies).
+//!
+//! The tower layer's bench (bare service, `BreakerLayer`, tower-resilience in one group) is
+//! `servers/benches/layer.rs`, kept out of this crate's dev-dependencies.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -496,72 +495,6 @@ fn herd(rounds: usize) {
     println!();
 }
 
-/// See `servers/benches/layer.rs`, which runs the same group against tower-resilience.
-#[cfg(feature = "tower")]
-fn tower_layer(c: &mut Criterion) {
-    use atomic_breaker::tower::BreakerLayer;
-    use std::convert::Infallible;
-    use std::future::{ready, Future, Ready};
-    use std::pin::pin;
-    use std::task::{Context, Poll, Waker};
-    use tower::{Layer, Service};
-
-    #[derive(Clone, Copy)]
-    struct Echo;
-    impl Service<u64> for Echo {
-        type Response = u64;
-        type Error = Infallible;
-        type Future = Ready<Result<u64, Infallible>>;
-        #[inline]
-        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-            Poll::Ready(Ok(()))
-        }
-        #[inline]
-        fn call(&mut self, req: u64) -> Self::Future {
-            ready(Ok(req.wrapping_mul(2)))
-        }
-    }
-    #[inline(always)]
-    fn request<S: Service<u64>>(svc: &mut S, cx: &mut Context<'_>) {
-        loop {
-            if let Poll::Ready(r) = svc.poll_ready(cx) {
-                assert!(r.is_ok());
-                break;
-            }
-        }
-        let mut fut = pin!(svc.call(black_box(21)));
-        loop {
-            if let Poll::Ready(r) = fut.as_mut().poll(cx) {
-                black_box(r.is_ok());
-                return;
-            }
-        }
-    }
-    static B: CircuitBreaker<StdClock> = CircuitBreaker::new("bench", Config::new(), StdClock);
-
-    let mut g = c.benchmark_group("tower_layer");
-    configure(&mut g);
-    let mut cx = Context::from_waker(Waker::noop());
-    let mut bare = Echo;
-    g.bench_function("bare_inner_service", |i| {
-        i.iter(|| request(&mut bare, &mut cx))
-    });
-    let mut ours = BreakerLayer::new(&B).layer(Echo);
-    g.bench_function("ours_static_handle", |i| {
-        i.iter(|| request(&mut ours, &mut cx))
-    });
-    let mut ours_arc = BreakerLayer::new(std::sync::Arc::new(CircuitBreaker::<StdClock>::new(
-        "bench",
-        Config::new(),
-        StdClock,
-    )))
-    .layer(Echo);
-    g.bench_function("ours_arc_handle", |i| {
-        i.iter(|| request(&mut ours_arc, &mut cx))
-    });
-    g.finish();
-}
-
 fn main() {
     // `cargo test --benches` runs this binary with `--test`: one quick round of everything.
     let test_mode = std::env::args().any(|a| a == "--test");
@@ -573,7 +506,5 @@ fn main() {
     half_open_claim(&mut c);
     two_threads(&mut c);
     peers(&mut c);
-    #[cfg(feature = "tower")]
-    tower_layer(&mut c);
     c.final_summary();
 }
