@@ -100,7 +100,7 @@ fn report(who: &str, result: &Result<i32, Error<&'static str>>) {
 
 /// A listener: a plain `fn`, called right after each change.
 fn print_state_change(event: &Event) {
-    if let EventKind::StateChange { from, to } = event.kind {
+    if let EventKind::StateChange { from, to, .. } = event.kind {
         println!("{}  breaker   {from} -> {to}", stamp());
     }
 }

@@ -49,7 +49,7 @@ fn payments_service(now_ms: u64) -> Result<&'static str, &'static str> {
 
 /// A listener: a plain `fn`, called by the breaker right after each change it reports.
 fn print_state_change(event: &Event) {
-    let EventKind::StateChange { from, to } = event.kind else {
+    let EventKind::StateChange { from, to, .. } = event.kind else {
         return;
     };
     // Listeners may call back into the breaker to explain what happened.

@@ -239,7 +239,10 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// an executed failure returns [`Error::Failed`](crate::Error::Failed) with the caller's
     /// error and whether this call tripped the breaker.
     #[inline]
-    pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, crate::Error<E>> {
+    pub fn call<T, E: fmt::Debug>(
+        &self,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, crate::Error<E>> {
         self.call_with(Outcome::of, f)
     }
 
@@ -250,14 +253,14 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// exact behaviour (an excluded error resets the failure count). The caller's `Err` is
     /// returned either way.
     #[inline]
-    pub fn call_with<T, E>(
+    pub fn call_with<T, E: fmt::Debug>(
         &self,
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
         f: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, crate::Error<E>> {
         let permit = self.allow().map_err(crate::Error::Rejected)?;
         let result = f();
-        let recorded = permit.report(classify(&result));
+        let recorded = permit.report_result(classify(&result), &result);
         result.map_err(|error| crate::Error::Failed {
             error,
             tripped: recorded == Recorded::Tripped,
@@ -270,18 +273,38 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// so none sees an outcome without its `BeforeCall`.
     #[inline]
     pub(crate) fn finish(&self, gen: u16, outcome: Outcome, observed: u32) -> Recorded {
+        self.finish_with(gen, outcome, observed, None)
+    }
+
+    /// [`finish`](Self::finish) with the caller's error for the `Failure` or `Ignored` event
+    /// (ignored for a success). Handing it over costs a pointer pair; it is read only by a
+    /// listener that wants per-call events.
+    #[inline]
+    pub(crate) fn finish_with(
+        &self,
+        gen: u16,
+        outcome: Outcome,
+        observed: u32,
+        error: Option<&dyn fmt::Debug>,
+    ) -> Recorded {
         // The closed path inline: a success with nothing to reset and no per-call listener is
         // one load and one masked compare (see `Word::is_quiet_success`).
         if outcome == Outcome::Success && self.load().is_quiet_success(gen) {
             return Recorded::Counted;
         }
-        self.finish_slow(gen, outcome, observed)
+        self.finish_slow(gen, outcome, observed, error)
     }
 
     /// Every other report: a closed success with per-call listeners (its event, no write), else
     /// through the machine and the CAS helper.
     #[inline(never)]
-    fn finish_slow(&self, gen: u16, outcome: Outcome, observed: u32) -> Recorded {
+    fn finish_slow(
+        &self,
+        gen: u16,
+        outcome: Outcome,
+        observed: u32,
+        error: Option<&dyn fmt::Debug>,
+    ) -> Recorded {
         if outcome == Outcome::Success && closed_success_is_noop(self.load(), gen) {
             self.emit_outcome(EventKind::Success, observed);
             return Recorded::Counted;
@@ -289,8 +312,11 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         let (old, step, now) = self.apply(Op::Report { gen, outcome });
         let kind = match outcome {
             Outcome::Success => EventKind::Success,
-            Outcome::Failure => EventKind::Failure,
-            Outcome::Ignored => EventKind::Ignored,
+            Outcome::Failure => EventKind::Failure {
+                failures: failures_of(step.next.unwrap_or(old)),
+                error,
+            },
+            Outcome::Ignored => EventKind::Ignored { error },
         };
         self.emit_outcome(kind, observed);
         self.after_change(old, &step, now);
@@ -647,22 +673,26 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         let Some(new) = step.next else { return };
         // Every word written in Open is an opening: a trip, a failed trial, `open()`, or
         // `trip_for` (which re-opens an Open breaker). A report or release in Open writes nothing.
+        let mut retry_after = None;
         if new.state() == State::Open {
             let now = now.unwrap_or_else(|| self.clock.now_ms());
             self.opened_at
                 .store(now.saturating_add(1), Ordering::Relaxed);
+            retry_after = Some(config::ms_to_duration(new.until_remaining(now)));
         }
         if new.state() != old.state() {
             self.emit(EventKind::StateChange {
                 from: old.state(),
                 to: new.state(),
+                failures: failures_of(old).max(failures_of(new)),
+                retry_after,
             });
         }
     }
 
     /// Dispatches `kind` to every listener.
     #[inline]
-    fn emit(&self, kind: EventKind) {
+    fn emit(&self, kind: EventKind<'_>) {
         if !self.listeners.is_empty() {
             self.dispatch(kind, listeners::ALL);
         }
@@ -681,7 +711,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// Dispatches a call's outcome to the listeners that saw its `BeforeCall` (sequence numbers
     /// up to `observed`); nothing when none did.
     #[inline]
-    fn emit_outcome(&self, kind: EventKind, observed: u32) {
+    fn emit_outcome(&self, kind: EventKind<'_>, observed: u32) {
         if observed != listeners::NONE_CALLED {
             self.dispatch(kind, observed);
         }
@@ -690,7 +720,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// The listener calls, out of line: the hot paths keep only the emptiness check. Returns
     /// the highest sequence number called.
     #[inline(never)]
-    fn dispatch(&self, kind: EventKind, upto: u32) -> u32 {
+    fn dispatch(&self, kind: EventKind<'_>, upto: u32) -> u32 {
         let d = self.listeners.dispatch(
             &Event {
                 name: self.name,
@@ -702,6 +732,14 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
             self.listener_panics.fetch_add(d.panics, Ordering::Relaxed);
         }
         d.last
+    }
+}
+
+/// What [`CircuitBreaker::fail_counter`] reads in word `w`.
+fn failures_of(w: Word) -> u32 {
+    match w.state() {
+        State::Closed | State::Open => w.count(),
+        _ => 0,
     }
 }
 

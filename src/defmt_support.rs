@@ -38,9 +38,18 @@ use crate::snapshot::Snapshot;
 /// [`with_listener`](CircuitBreaker::with_listener) or
 /// [`add_listener`](CircuitBreaker::add_listener).
 pub fn defmt_state_logger(event: &Event) {
-    if let EventKind::StateChange { from, to } = event.kind {
+    if let EventKind::StateChange {
+        from, to, failures, ..
+    } = event.kind
+    {
         if to.is_open() {
-            defmt::warn!("circuit breaker {=str}: {} -> {}", event.name, from, to);
+            defmt::warn!(
+                "circuit breaker {=str}: {} -> {} ({=u32} failures)",
+                event.name,
+                from,
+                to,
+                failures
+            );
         } else {
             defmt::info!("circuit breaker {=str}: {} -> {}", event.name, from, to);
         }
@@ -76,24 +85,38 @@ fn ms(d: Option<Duration>) -> Option<Ms> {
     d.map(Ms)
 }
 
-impl Format for EventKind {
+/// The caller's error of a `Failure` or `Ignored` event is not printed: it is a
+/// `core::fmt::Debug`, which defmt could print only by linking `core::fmt` into the firmware.
+impl Format for EventKind<'_> {
     fn format(&self, f: Formatter<'_>) {
         match *self {
             EventKind::BeforeCall => defmt::write!(f, "before call"),
             EventKind::Success => defmt::write!(f, "success"),
-            EventKind::Failure => defmt::write!(f, "failure"),
-            EventKind::Ignored => defmt::write!(f, "ignored"),
+            EventKind::Failure { failures, .. } => {
+                defmt::write!(f, "failure ({=u32} consecutive)", failures)
+            }
+            EventKind::Ignored { .. } => defmt::write!(f, "ignored"),
             EventKind::Rejected { state, retry_after } => {
                 defmt::write!(f, "rejected ({}, retry after {})", state, ms(retry_after))
             }
-            EventKind::StateChange { from, to } => {
-                defmt::write!(f, "state change {} -> {}", from, to)
-            }
+            EventKind::StateChange {
+                from,
+                to,
+                failures,
+                retry_after,
+            } => defmt::write!(
+                f,
+                "state change {} -> {} ({=u32} failures, retry after {})",
+                from,
+                to,
+                failures,
+                ms(retry_after)
+            ),
         }
     }
 }
 
-impl Format for Event {
+impl Format for Event<'_> {
     fn format(&self, f: Formatter<'_>) {
         defmt::write!(f, "{=str}: {}", self.name, self.kind);
     }

@@ -1,5 +1,6 @@
 //! Events delivered to listeners.
 
+use core::fmt;
 use core::time::Duration;
 
 use crate::state::State;
@@ -67,7 +68,7 @@ impl Interest {
     }
 
     /// The class `kind` belongs to.
-    pub(crate) const fn of(kind: &EventKind) -> Interest {
+    pub(crate) const fn of(kind: &EventKind<'_>) -> Interest {
         match kind {
             EventKind::StateChange { .. } => Interest::STATE_CHANGES,
             EventKind::Rejected { .. } => Interest::REJECTIONS,
@@ -89,27 +90,60 @@ impl core::ops::BitOr for Interest {
 }
 
 /// Something that happened to a breaker.
+///
+/// `'a` is the lifetime of the caller's error a [`Failure`](EventKind::Failure) or
+/// [`Ignored`](EventKind::Ignored) event may borrow: a listener sees the error while the call
+/// that produced it is being reported, without a copy or an allocation. To keep an event past
+/// the listener call, take [`without_error`](Self::without_error) (an `Event<'static>`).
+///
+/// Equality compares the fields; two borrowed errors are equal when their `Debug` renderings
+/// are (compared piece by piece, without allocating), since `dyn Debug` has no `PartialEq`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Event {
+pub struct Event<'a> {
     /// The name of the breaker it happened to.
     pub name: &'static str,
     /// What happened.
-    pub kind: EventKind,
+    pub kind: EventKind<'a>,
+}
+
+impl Event<'_> {
+    /// A copy without the borrowed error (see [`EventKind::without_error`]), which can be
+    /// stored, queued or sent to another thread.
+    pub const fn without_error(&self) -> Event<'static> {
+        Event {
+            name: self.name,
+            kind: self.kind.without_error(),
+        }
+    }
 }
 
 /// What happened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
-pub enum EventKind {
+pub enum EventKind<'a> {
     /// A call was admitted and is about to run (PyBreaker's `before_call`).
     BeforeCall,
     /// An admitted call succeeded. Fired even if the report was dropped because the call was
     /// admitted in an earlier generation.
     Success,
     /// An admitted call failed. If it tripped the breaker, a `StateChange` follows.
-    Failure,
+    Failure {
+        /// The consecutive failure count right after this failure was recorded: what
+        /// [`fail_counter`](crate::CircuitBreaker::fail_counter) reads then (`fail_max` when
+        /// this failure tripped the breaker, 1 after a failed half-open trial, unchanged when
+        /// the report was dropped).
+        failures: u32,
+        /// The caller's error, when the report carried one: [`call`](crate::CircuitBreaker::call)
+        /// and the other guarded forms pass their `Err`, a permit passes the error given to
+        /// [`failure_with`](crate::Permit::failure_with) (`None` from plain
+        /// [`failure`](crate::Permit::failure)).
+        error: Option<&'a dyn fmt::Debug>,
+    },
     /// An admitted call ended with an error classified as ignored.
-    Ignored,
+    Ignored {
+        /// The caller's error, when the report carried one (as for `Failure`).
+        error: Option<&'a dyn fmt::Debug>,
+    },
     /// A call was rejected without running.
     Rejected {
         /// The state that rejected it.
@@ -123,5 +157,276 @@ pub enum EventKind {
         from: State,
         /// The state after.
         to: State,
+        /// The failure count at the moment of the change, before the move reset it: the larger
+        /// of [`fail_counter`](crate::CircuitBreaker::fail_counter) just before and just after.
+        /// A trip carries the failures that tripped it (1 for a failed half-open trial), a move
+        /// out of Open the failures that had opened it, a manual move the count it cleared.
+        failures: u32,
+        /// When the new state is Open: the open period (backoff and jitter included) until a
+        /// trial may be admitted. `None` for every other state.
+        retry_after: Option<Duration>,
     },
+}
+
+impl EventKind<'_> {
+    /// The same event without the borrowed error (`Failure` and `Ignored` get `error: None`).
+    pub const fn without_error(&self) -> EventKind<'static> {
+        match *self {
+            EventKind::BeforeCall => EventKind::BeforeCall,
+            EventKind::Success => EventKind::Success,
+            EventKind::Failure { failures, .. } => EventKind::Failure {
+                failures,
+                error: None,
+            },
+            EventKind::Ignored { .. } => EventKind::Ignored { error: None },
+            EventKind::Rejected { state, retry_after } => {
+                EventKind::Rejected { state, retry_after }
+            }
+            EventKind::StateChange {
+                from,
+                to,
+                failures,
+                retry_after,
+            } => EventKind::StateChange {
+                from,
+                to,
+                failures,
+                retry_after,
+            },
+        }
+    }
+
+    /// The caller's error a `Failure` or `Ignored` event carries, if any.
+    pub fn error(&self) -> Option<&dyn fmt::Debug> {
+        match *self {
+            EventKind::Failure { error, .. } | EventKind::Ignored { error } => error,
+            _ => None,
+        }
+    }
+}
+
+/// A copy of an [`Event`] that owns what it holds (the caller's error left out), so it is
+/// `Send`, `Sync` and `'static`: for logs, queues and channels that keep events after the
+/// listener returns. ([`Event`] itself is neither `Send` nor `Sync`: it may borrow an error of
+/// any type.) [`event`](Self::event) gives the event back, as
+/// [`without_error`](Event::without_error) would have.
+///
+/// ```
+/// use std::sync::Mutex;
+/// use atomic_breaker::{CircuitBreaker, Config, Event, EventKind, EventRecord, ManualClock};
+///
+/// static LOG: Mutex<Vec<EventRecord>> = Mutex::new(Vec::new());
+/// fn record(e: &Event) {
+///     LOG.lock().unwrap().push(EventRecord::new(e));
+/// }
+/// let b = CircuitBreaker::<_>::new("db", Config::new(), ManualClock::new()).with_listener(record);
+/// let _ = b.call(|| Err::<(), _>("timeout"));
+/// let kinds: Vec<_> = LOG.lock().unwrap().iter().map(|r| r.event().kind).collect();
+/// assert_eq!(kinds, [EventKind::BeforeCall, EventKind::Failure { failures: 1, error: None }]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventRecord {
+    name: &'static str,
+    kind: RecordKind,
+}
+
+/// [`EventKind`] without the borrowed error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RecordKind {
+    BeforeCall,
+    Success,
+    Failure {
+        failures: u32,
+    },
+    Ignored,
+    Rejected {
+        state: State,
+        retry_after: Option<Duration>,
+    },
+    StateChange {
+        from: State,
+        to: State,
+        failures: u32,
+        retry_after: Option<Duration>,
+    },
+}
+
+impl EventRecord {
+    /// A copy of `event`, without its error.
+    pub const fn new(event: &Event<'_>) -> EventRecord {
+        let kind = match event.kind {
+            EventKind::BeforeCall => RecordKind::BeforeCall,
+            EventKind::Success => RecordKind::Success,
+            EventKind::Failure { failures, .. } => RecordKind::Failure { failures },
+            EventKind::Ignored { .. } => RecordKind::Ignored,
+            EventKind::Rejected { state, retry_after } => {
+                RecordKind::Rejected { state, retry_after }
+            }
+            EventKind::StateChange {
+                from,
+                to,
+                failures,
+                retry_after,
+            } => RecordKind::StateChange {
+                from,
+                to,
+                failures,
+                retry_after,
+            },
+        };
+        EventRecord {
+            name: event.name,
+            kind,
+        }
+    }
+
+    /// The event recorded (`error: None` in a `Failure` or `Ignored`).
+    pub const fn event(&self) -> Event<'static> {
+        let kind = match self.kind {
+            RecordKind::BeforeCall => EventKind::BeforeCall,
+            RecordKind::Success => EventKind::Success,
+            RecordKind::Failure { failures } => EventKind::Failure {
+                failures,
+                error: None,
+            },
+            RecordKind::Ignored => EventKind::Ignored { error: None },
+            RecordKind::Rejected { state, retry_after } => {
+                EventKind::Rejected { state, retry_after }
+            }
+            RecordKind::StateChange {
+                from,
+                to,
+                failures,
+                retry_after,
+            } => EventKind::StateChange {
+                from,
+                to,
+                failures,
+                retry_after,
+            },
+        };
+        Event {
+            name: self.name,
+            kind,
+        }
+    }
+
+    /// The breaker's name.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl From<&Event<'_>> for EventRecord {
+    fn from(event: &Event<'_>) -> EventRecord {
+        EventRecord::new(event)
+    }
+}
+
+impl PartialEq for EventKind<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        use EventKind::*;
+        match (*self, *other) {
+            (BeforeCall, BeforeCall) | (Success, Success) => true,
+            (
+                Failure { failures, error },
+                Failure {
+                    failures: f2,
+                    error: e2,
+                },
+            ) => failures == f2 && errors_eq(error, e2),
+            (Ignored { error }, Ignored { error: e2 }) => errors_eq(error, e2),
+            (
+                Rejected { state, retry_after },
+                Rejected {
+                    state: s2,
+                    retry_after: r2,
+                },
+            ) => state == s2 && retry_after == r2,
+            (
+                StateChange {
+                    from,
+                    to,
+                    failures,
+                    retry_after,
+                },
+                StateChange {
+                    from: from2,
+                    to: to2,
+                    failures: f2,
+                    retry_after: r2,
+                },
+            ) => from == from2 && to == to2 && failures == f2 && retry_after == r2,
+            _ => false,
+        }
+    }
+}
+
+/// Equality of `Debug` renderings is an equivalence relation.
+impl Eq for EventKind<'_> {}
+
+fn errors_eq(a: Option<&dyn fmt::Debug>, b: Option<&dyn fmt::Debug>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => debug_eq(a, b),
+        _ => false,
+    }
+}
+
+/// Bytes of a rendering compared at a time.
+const WINDOW: usize = 32;
+
+/// One window of a `Debug` rendering: the bytes from `skip` on, at most [`WINDOW`] of them.
+struct Window {
+    skip: usize,
+    seen: usize,
+    len: usize,
+    buf: [u8; WINDOW],
+}
+
+impl fmt::Write for Window {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &byte in s.as_bytes() {
+            if self.seen >= self.skip {
+                match self.buf.get_mut(self.len) {
+                    Some(slot) => *slot = byte,
+                    // Full: stop the rendering early.
+                    None => return Err(fmt::Error),
+                }
+                self.len += 1;
+            }
+            self.seen += 1;
+        }
+        Ok(())
+    }
+}
+
+fn window(v: &dyn fmt::Debug, skip: usize) -> Window {
+    let mut w = Window {
+        skip,
+        seen: 0,
+        len: 0,
+        buf: [0; WINDOW],
+    };
+    // An `Err` is the early stop of a full window (or the value's own formatting error, after
+    // which its rendering is what was written so far).
+    let _ = fmt::write(&mut w, format_args!("{v:?}"));
+    w
+}
+
+/// Whether two values render the same with `Debug`, compared window by window without
+/// allocating (each window renders both values again: quadratic in the length, which is fine
+/// for the short error values events carry).
+fn debug_eq(a: &dyn fmt::Debug, b: &dyn fmt::Debug) -> bool {
+    let mut skip = 0;
+    loop {
+        let (wa, wb) = (window(a, skip), window(b, skip));
+        if wa.len != wb.len || wa.buf != wb.buf {
+            return false;
+        }
+        if wa.len < WINDOW {
+            return true;
+        }
+        skip += WINDOW;
+    }
 }

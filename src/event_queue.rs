@@ -4,7 +4,7 @@ use core::fmt;
 
 use portable_atomic::{AtomicU32, Ordering};
 
-use crate::event::Event;
+use crate::event::{Event, EventRecord};
 
 /// A fixed-capacity, multi-producer queue of breaker [`Event`]s: listeners push events into it
 /// from any context (interrupt handlers included) and the main loop drains it later.
@@ -28,7 +28,7 @@ use crate::event::Event;
 ///
 /// // Later, in the main loop:
 /// for e in EVENTS.drain() {
-///     if let EventKind::StateChange { from, to } = e.kind {
+///     if let EventKind::StateChange { from, to, .. } = e.kind {
 ///         assert_eq!((from, to), (State::Closed, State::Open));
 ///     }
 /// }
@@ -73,7 +73,7 @@ use crate::event::Event;
 /// - **Capacity** `N` is a power of two, at least 2 (a compile-time error otherwise). Each slot
 ///   holds one [`Event`] and a `usize` sequence number: 36 bytes per slot on 32-bit targets.
 pub struct EventQueue<const N: usize> {
-    queue: heapless::mpmc::Queue<Event, N>,
+    queue: heapless::mpmc::Queue<EventRecord, N>,
     dropped: AtomicU32,
 }
 
@@ -95,11 +95,13 @@ impl<const N: usize> EventQueue<N> {
         }
     }
 
-    /// Pushes a copy of `event`. Returns `false`, and counts a drop, when the queue is full.
+    /// Pushes a copy of `event` without its borrowed error (an [`EventRecord`]: the queue
+    /// outlives the call that lent it). Returns `false`, and counts a drop, when the
+    /// queue is full.
     ///
     /// Never waits, never panics: callable from a listener in any context.
     pub fn push(&self, event: &Event) -> bool {
-        if self.queue.enqueue(*event).is_ok() {
+        if self.queue.enqueue(EventRecord::new(event)).is_ok() {
             return true;
         }
         // Saturating; the closure is pure and may run more than once.
@@ -111,13 +113,13 @@ impl<const N: usize> EventQueue<N> {
 
     /// Takes the oldest event, or `None` when the queue is empty (or, briefly, when the next
     /// slot's producer was preempted before filling it; see the module docs).
-    pub fn pop(&self) -> Option<Event> {
-        self.queue.dequeue()
+    pub fn pop(&self) -> Option<Event<'static>> {
+        self.queue.dequeue().map(|r| r.event())
     }
 
     /// Takes events until the queue is empty. Events pushed while draining (for example by an
     /// interrupt handler) are taken too.
-    pub fn drain(&self) -> impl Iterator<Item = Event> + '_ {
+    pub fn drain(&self) -> impl Iterator<Item = Event<'static>> + '_ {
         core::iter::from_fn(move || self.pop())
     }
 
@@ -161,7 +163,7 @@ mod tests {
     use crate::{CircuitBreaker, Config, ManualClock};
     use core::time::Duration;
 
-    fn ev(kind: EventKind) -> Event {
+    fn ev(kind: EventKind<'_>) -> Event<'_> {
         Event { name: "t", kind }
     }
 
@@ -172,10 +174,22 @@ mod tests {
         let kinds = [
             EventKind::BeforeCall,
             EventKind::Success,
-            EventKind::Failure,
-            EventKind::Ignored,
+            EventKind::Failure {
+                failures: 3,
+                error: None,
+            },
+            EventKind::Ignored { error: None },
         ];
+        // The queue keeps no borrowed error: pushed with one, popped without.
+        let err = "timeout";
         for k in kinds {
+            let k = match k {
+                EventKind::Failure { failures, .. } => EventKind::Failure {
+                    failures,
+                    error: Some(&err),
+                },
+                other => other,
+            };
             assert!(q.push(&ev(k)));
         }
         assert!(!q.push(&ev(EventKind::BeforeCall)));
@@ -227,7 +241,20 @@ mod tests {
         let changes: Vec<_> = EVENTS
             .drain()
             .map(|e| match e.kind {
-                EventKind::StateChange { from, to } => (e.name, from, to),
+                EventKind::StateChange {
+                    from,
+                    to,
+                    failures,
+                    retry_after,
+                } => {
+                    if to == State::Open {
+                        assert_eq!(
+                            (failures, retry_after),
+                            (2, Some(Duration::from_millis(100)))
+                        );
+                    }
+                    (e.name, from, to)
+                }
                 other => panic!("filtered out: {other:?}"),
             })
             .collect();

@@ -118,7 +118,7 @@ pub use config::{
     MAX_SUCCESS_THRESHOLD,
 };
 pub use error::{Error, Rejected};
-pub use event::{Event, EventKind, Interest, Listener};
+pub use event::{Event, EventKind, EventRecord, Interest, Listener};
 pub use listeners::{ListenerId, ListenerTableFull};
 pub use owned_permit::{BreakerHandle, OwnedPermit};
 pub use permit::{Permit, Recorded};

@@ -62,8 +62,8 @@ use loom::thread;
 use crate::machine::{transition, Effect, Env, Op, Params};
 use crate::word::Word;
 use crate::{
-    CircuitBreaker, Config, Event, EventKind, ListenerTableFull, ManualClock, Outcome, Permit,
-    Recorded, Snapshot, State,
+    CircuitBreaker, Config, Event, EventKind, EventRecord, ListenerTableFull, ManualClock, Outcome,
+    Permit, Recorded, Snapshot, State,
 };
 
 // ------------------------------------------------------------------------------ instrumentation
@@ -73,7 +73,7 @@ use crate::{
 const TESTS: usize = 32;
 
 /// Events seen by listeners, as (listener, event), per test.
-static LOGS: [Mutex<Vec<(u8, Event)>>; TESTS] = [const { Mutex::new(Vec::new()) }; TESTS];
+static LOGS: [Mutex<Vec<(u8, EventRecord)>>; TESTS] = [const { Mutex::new(Vec::new()) }; TESTS];
 /// Loom iterations run, per test.
 static ITERATIONS: [AtomicUsize; TESTS] = [const { AtomicUsize::new(0) }; TESTS];
 /// Trial permits held right now, per test (see [`Scenario::trial_cap`]).
@@ -81,7 +81,7 @@ static TRIALS_HELD: [AtomicU32; TESTS] = [const { AtomicU32::new(0) }; TESTS];
 
 /// A listener recording every event into test `K`'s log as listener number `WHO`.
 fn record<const K: usize, const WHO: u8>(e: &Event) {
-    LOGS[K].lock().unwrap().push((WHO, *e));
+    LOGS[K].lock().unwrap().push((WHO, EventRecord::new(e)));
 }
 
 fn begin_iteration<const K: usize>() {
@@ -245,21 +245,24 @@ struct Run {
     mid: Snapshot,
     /// At the end, after the teardown and after every remaining permit was dropped.
     end: Snapshot,
-    events: Vec<Event>,
+    events: Vec<EventRecord>,
 }
 
 impl Run {
     fn changes(&self, from: State, to: State) -> usize {
         self.events
             .iter()
-            .filter(|e| e.kind == EventKind::StateChange { from, to })
+            .filter(|e| {
+                matches!(e.event().kind, EventKind::StateChange { from: f, to: t, .. }
+                    if f == from && t == to)
+            })
             .count()
     }
 
     fn all_changes(&self) -> usize {
         self.events
             .iter()
-            .filter(|e| matches!(e.kind, EventKind::StateChange { .. }))
+            .filter(|e| matches!(e.event().kind, EventKind::StateChange { .. }))
             .count()
     }
 
@@ -483,7 +486,7 @@ struct Model {
     env_now: u64,
     w: Word,
     slots: [Option<(u16, bool)>; SLOTS],
-    events: Vec<Event>,
+    events: Vec<EventRecord>,
 }
 
 impl Model {
@@ -496,8 +499,9 @@ impl Model {
         }
     }
 
-    fn emit(&mut self, kind: EventKind) {
-        self.events.push(Event { name: "loom", kind });
+    fn emit(&mut self, kind: EventKind<'_>) {
+        self.events
+            .push(EventRecord::new(&Event { name: "loom", kind }));
     }
 
     /// Installs the step's word and emits a state change if there was one, as `after_change`.
@@ -506,9 +510,17 @@ impl Model {
             let old = self.w;
             self.w = n;
             if n.state() != old.state() {
+                let failures = |w: Word| match w.state() {
+                    State::Closed | State::Open => w.count(),
+                    _ => 0,
+                };
+                let retry_after = (n.state() == State::Open)
+                    .then(|| core::time::Duration::from_millis(n.until_remaining(self.env_now)));
                 self.emit(EventKind::StateChange {
                     from: old.state(),
                     to: n.state(),
+                    failures: failures(old).max(failures(n)),
+                    retry_after,
                 });
             }
         }
@@ -548,10 +560,17 @@ impl Model {
                     return Obs::NoPermit;
                 };
                 let s = transition(self.w, Op::Report { gen, outcome }, &env);
+                let after = s.next.unwrap_or(self.w);
                 self.emit(match outcome {
                     Outcome::Success => EventKind::Success,
-                    Outcome::Failure => EventKind::Failure,
-                    Outcome::Ignored => EventKind::Ignored,
+                    Outcome::Failure => EventKind::Failure {
+                        failures: match after.state() {
+                            State::Closed | State::Open => after.count(),
+                            _ => 0,
+                        },
+                        error: None,
+                    },
+                    Outcome::Ignored => EventKind::Ignored { error: None },
                 });
                 self.install(s.next);
                 Obs::Recorded(match s.effect {
@@ -597,8 +616,11 @@ impl Model {
     }
 }
 
-fn sorted_events(events: &[Event]) -> Vec<String> {
-    let mut v: Vec<String> = events.iter().map(|e| format!("{:?}", e.kind)).collect();
+fn sorted_events(events: &[EventRecord]) -> Vec<String> {
+    let mut v: Vec<String> = events
+        .iter()
+        .map(|e| format!("{:?}", e.event().kind))
+        .collect();
     v.sort();
     v
 }
@@ -669,8 +691,8 @@ fn assert_events_chain(run: &Run) {
     let edges: Vec<(State, State)> = run
         .events
         .iter()
-        .filter_map(|e| match e.kind {
-            EventKind::StateChange { from, to } => Some((from, to)),
+        .filter_map(|e| match e.event().kind {
+            EventKind::StateChange { from, to, .. } => Some((from, to)),
             _ => None,
         })
         .collect();
@@ -1170,14 +1192,14 @@ fn listener_breaker<const L: usize>() -> &'static CircuitBreaker<ManualClock, L>
 }
 
 /// The events listener `who` received.
-fn received(log: &[(u8, Event)], who: u8) -> Vec<EventKind> {
+fn received(log: &[(u8, EventRecord)], who: u8) -> Vec<EventKind<'static>> {
     log.iter()
         .filter(|(w, _)| *w == who)
-        .map(|(_, e)| e.kind)
+        .map(|(_, e)| e.event().kind)
         .collect()
 }
 
-fn change_to(kinds: &[EventKind], to: State) -> usize {
+fn change_to(kinds: &[EventKind<'_>], to: State) -> usize {
     kinds
         .iter()
         .filter(|k| matches!(k, EventKind::StateChange { to: t, .. } if *t == to))

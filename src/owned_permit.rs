@@ -80,8 +80,13 @@ mod sealed {
     pub trait Handle {
         /// The breaker's `allow`, detached.
         fn allow_ticket(&self) -> Result<Ticket, Rejected>;
-        /// The breaker's `finish` for a ticket.
-        fn finish_ticket(&self, ticket: Ticket, outcome: Outcome) -> Recorded;
+        /// The breaker's `finish` for a ticket, with the caller's error for the event.
+        fn finish_ticket(
+            &self,
+            ticket: Ticket,
+            outcome: Outcome,
+            error: Option<&dyn fmt::Debug>,
+        ) -> Recorded;
         /// What dropping an unreported permit does.
         fn drop_ticket(&self, ticket: Ticket);
         /// The breaker's name.
@@ -101,8 +106,14 @@ mod sealed {
         }
 
         #[inline(always)]
-        fn finish_ticket(&self, t: Ticket, outcome: Outcome) -> Recorded {
-            self.deref().finish(t.gen() as _, outcome, t.observed())
+        fn finish_ticket(
+            &self,
+            t: Ticket,
+            outcome: Outcome,
+            error: Option<&dyn fmt::Debug>,
+        ) -> Recorded {
+            self.deref()
+                .finish_with(t.gen() as _, outcome, t.observed(), error)
         }
 
         fn drop_ticket(&self, t: Ticket) {
@@ -239,11 +250,34 @@ impl<B: BreakerHandle> OwnedPermit<B> {
         self.report(Outcome::Ignored)
     }
 
+    /// The call failed with `error`, lent to the [`Failure`](crate::EventKind::Failure) event
+    /// (see [`Permit::failure_with`](crate::Permit::failure_with)).
+    pub fn failure_with(self, error: &dyn fmt::Debug) -> Recorded {
+        self.report_inner(Outcome::Failure, Some(error))
+    }
+
+    /// The call ended in an ignored `error`, lent to the
+    /// [`Ignored`](crate::EventKind::Ignored) event.
+    pub fn ignore_with(self, error: &dyn fmt::Debug) -> Recorded {
+        self.report_inner(Outcome::Ignored, Some(error))
+    }
+
+    /// Reports `outcome` of a call that ended in `error` (see
+    /// [`Permit::report_with`](crate::Permit::report_with)).
+    pub fn report_with(self, outcome: Outcome, error: &dyn fmt::Debug) -> Recorded {
+        self.report_inner(outcome, Some(error))
+    }
+
     /// Reports `outcome`.
     #[inline]
-    pub fn report(mut self, outcome: Outcome) -> Recorded {
+    pub fn report(self, outcome: Outcome) -> Recorded {
+        self.report_inner(outcome, None)
+    }
+
+    #[inline]
+    fn report_inner(mut self, outcome: Outcome, error: Option<&dyn fmt::Debug>) -> Recorded {
         match self.ticket.take() {
-            Some(t) => sealed::Handle::finish_ticket(&self.breaker, t, outcome),
+            Some(t) => sealed::Handle::finish_ticket(&self.breaker, t, outcome, error),
             // Unreachable: only `report` takes the ticket, and it consumes the permit.
             None => Recorded::Dropped,
         }

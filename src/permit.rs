@@ -1,5 +1,7 @@
 //! [`Permit`]: the two-step API's admission ticket.
 
+use core::fmt;
+
 use crate::breaker::CircuitBreaker;
 use crate::clock::Clock;
 use crate::owned_permit::Ticket;
@@ -119,6 +121,53 @@ impl<'a, C: Clock, const L: usize> Permit<'a, C, L> {
         core::mem::forget(self);
         breaker.finish(gen, outcome, observed)
     }
+
+    /// The call failed with `error`: like [`failure`](Self::failure), and the
+    /// [`Failure`](crate::EventKind::Failure) event lends `error` to the listeners that want
+    /// per-call events. Nothing is copied or allocated; without such a listener the error is
+    /// not looked at.
+    ///
+    /// ```
+    /// use atomic_breaker::{CircuitBreaker, Config, ManualClock};
+    ///
+    /// let breaker = CircuitBreaker::<_>::new("api", Config::new(), ManualClock::new());
+    /// let permit = breaker.allow().unwrap();
+    /// let err = std::io::Error::other("timeout");
+    /// permit.failure_with(&err);
+    /// assert_eq!(breaker.fail_counter(), 1);
+    /// ```
+    pub fn failure_with(self, error: &dyn fmt::Debug) -> Recorded {
+        self.report_with(Outcome::Failure, error)
+    }
+
+    /// The call ended in an ignored `error`: like [`ignore`](Self::ignore), with the error lent
+    /// to the [`Ignored`](crate::EventKind::Ignored) event.
+    pub fn ignore_with(self, error: &dyn fmt::Debug) -> Recorded {
+        self.report_with(Outcome::Ignored, error)
+    }
+
+    /// Reports `outcome` of a call that ended in `error`, lent to the `Failure` or `Ignored`
+    /// event (a `Success` event carries no error: classifying an error as a success, as
+    /// PyBreaker's excluded exceptions do, reports a plain success).
+    #[inline]
+    pub fn report_with(self, outcome: Outcome, error: &dyn fmt::Debug) -> Recorded {
+        let (breaker, gen, observed) = (self.breaker, self.gen, self.observed);
+        core::mem::forget(self);
+        breaker.finish_with(gen, outcome, observed, Some(error))
+    }
+
+    /// Reports `outcome` of a call that returned `result`, lending its `Err` to the event.
+    #[inline]
+    pub(crate) fn report_result<T, E: fmt::Debug>(
+        self,
+        outcome: Outcome,
+        result: &Result<T, E>,
+    ) -> Recorded {
+        match result {
+            Err(e) => self.report_with(outcome, e),
+            Ok(_) => self.report(outcome),
+        }
+    }
 }
 
 impl<C: Clock, const L: usize> Drop for Permit<'_, C, L> {
@@ -137,8 +186,8 @@ impl<C: Clock, const L: usize> Drop for Permit<'_, C, L> {
     }
 }
 
-impl<C: Clock, const L: usize> core::fmt::Debug for Permit<'_, C, L> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+impl<C: Clock, const L: usize> fmt::Debug for Permit<'_, C, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
             .field("breaker", &self.breaker.name())
             .field("generation", &self.gen)

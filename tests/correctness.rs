@@ -11,8 +11,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use atomic_breaker::{
-    CircuitBreaker, Clock, Config, ConfigError, Event, EventKind, ManualClock, Recorded, State,
-    MAX_PERIOD,
+    CircuitBreaker, Clock, Config, ConfigError, Event, EventKind, EventRecord, ManualClock,
+    Recorded, State, MAX_PERIOD,
 };
 
 fn ms(n: u64) -> Duration {
@@ -285,12 +285,12 @@ fn periods_longer_than_the_maximum_are_refused() {
 // ------------------------------------------------------------------ 3. listener promises
 
 /// Events per breaker name, in order, from every listener below.
-static LOG: Mutex<Vec<(char, Event)>> = Mutex::new(Vec::new());
+static LOG: Mutex<Vec<(char, EventRecord)>> = Mutex::new(Vec::new());
 
 fn log(tag: char, e: &Event) {
     LOG.lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .push((tag, *e));
+        .push((tag, EventRecord::new(e)));
 }
 fn listener_a(e: &Event) {
     log('a', e);
@@ -300,12 +300,12 @@ fn listener_b(e: &Event) {
 }
 
 /// The events listener `tag` saw from breaker `name`, removed from the log.
-fn seen(name: &str, tag: char) -> Vec<EventKind> {
+fn seen(name: &str, tag: char) -> Vec<EventKind<'static>> {
     let mut log = LOG.lock().unwrap_or_else(PoisonError::into_inner);
     let mut mine = Vec::new();
     log.retain(|(t, e)| {
-        if e.name == name && *t == tag {
-            mine.push(e.kind);
+        if e.name() == name && *t == tag {
+            mine.push(e.event().kind);
             false
         } else {
             true
@@ -335,11 +335,19 @@ fn a_listener_added_mid_call_gets_no_outcome_without_its_before_call() {
             EventKind::BeforeCall,
             EventKind::Success,
             EventKind::BeforeCall,
-            EventKind::Failure,
-            EventKind::Failure,
+            EventKind::Failure {
+                failures: 1,
+                error: None
+            },
+            EventKind::Failure {
+                failures: 2,
+                error: None
+            },
             EventKind::StateChange {
                 from: State::Closed,
-                to: State::Open
+                to: State::Open,
+                failures: 2,
+                retry_after: Some(Duration::from_secs(60))
             },
         ]
     );
@@ -347,10 +355,15 @@ fn a_listener_added_mid_call_gets_no_outcome_without_its_before_call() {
         seen("mid-call", 'b'),
         [
             EventKind::BeforeCall,
-            EventKind::Failure,
+            EventKind::Failure {
+                failures: 1,
+                error: None
+            },
             EventKind::StateChange {
                 from: State::Closed,
-                to: State::Open
+                to: State::Open,
+                failures: 2,
+                retry_after: Some(Duration::from_secs(60))
             },
         ]
     );
@@ -369,7 +382,7 @@ fn an_in_flight_counter_on_before_call_and_outcomes_never_goes_negative() {
         }
         let d = match e.kind {
             EventKind::BeforeCall => 1,
-            EventKind::Success | EventKind::Failure | EventKind::Ignored => -1,
+            EventKind::Success | EventKind::Failure { .. } | EventKind::Ignored { .. } => -1,
             _ => 0,
         };
         let now = IN_FLIGHT.fetch_add(d, Ordering::SeqCst) + d;
@@ -444,11 +457,15 @@ fn a_reentrant_listener_nests_events_as_documented() {
         [
             EventKind::StateChange {
                 from: State::Open,
-                to: State::Closed
+                to: State::Closed,
+                failures: 1,
+                retry_after: None
             },
             EventKind::StateChange {
                 from: State::Closed,
-                to: State::Open
+                to: State::Open,
+                failures: 1,
+                retry_after: Some(Duration::from_secs(60))
             },
         ]
     );

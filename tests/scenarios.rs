@@ -12,26 +12,28 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use atomic_breaker::{
-    Backoff, CircuitBreaker, Clock, Config, ConfigError, Error, Event, EventKind,
+    Backoff, CircuitBreaker, Clock, Config, ConfigError, Error, Event, EventKind, EventRecord,
     ListenerTableFull, ManualClock, Outcome, Recorded, Rejected, Snapshot, State, MAX_PERIOD,
 };
 
 // ------------------------------------------------------------------ helpers
 
-static LOG: Mutex<Vec<Event>> = Mutex::new(Vec::new());
+static LOG: Mutex<Vec<EventRecord>> = Mutex::new(Vec::new());
 
 /// The listener every test breaker carries: appends the event to [`LOG`].
 fn record(e: &Event) {
-    LOG.lock().unwrap_or_else(PoisonError::into_inner).push(*e);
+    LOG.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(EventRecord::new(e));
 }
 
 /// Removes and returns the events of breaker `name`, oldest first.
-fn take_events(name: &str) -> Vec<EventKind> {
+fn take_events(name: &str) -> Vec<EventKind<'static>> {
     let mut log = LOG.lock().unwrap_or_else(PoisonError::into_inner);
     let mut mine = Vec::new();
     log.retain(|e| {
-        if e.name == name {
-            mine.push(e.kind);
+        if e.name() == name {
+            mine.push(e.event().kind);
             false
         } else {
             true
@@ -45,7 +47,7 @@ fn take_state_changes(name: &str) -> Vec<(State, State)> {
     take_events(name)
         .into_iter()
         .filter_map(|k| match k {
-            EventKind::StateChange { from, to } => Some((from, to)),
+            EventKind::StateChange { from, to, .. } => Some((from, to)),
             _ => None,
         })
         .collect()
@@ -506,17 +508,28 @@ fn before_call_then_failure_then_state_change_listener_order() {
     fail(&b).unwrap_err();
     assert_eq!(
         take_events(name),
-        [EventKind::BeforeCall, EventKind::Failure]
+        [
+            EventKind::BeforeCall,
+            EventKind::Failure {
+                failures: 1,
+                error: None
+            }
+        ]
     );
     fail(&b).unwrap_err();
     assert_eq!(
         take_events(name),
         [
             EventKind::BeforeCall,
-            EventKind::Failure,
+            EventKind::Failure {
+                failures: 2,
+                error: None
+            },
             EventKind::StateChange {
                 from: State::Closed,
-                to: State::Open
+                to: State::Open,
+                failures: 2,
+                retry_after: Some(secs(1))
             }
         ]
     );
@@ -528,13 +541,17 @@ fn before_call_then_failure_then_state_change_listener_order() {
         [
             EventKind::StateChange {
                 from: State::Open,
-                to: State::HalfOpen
+                to: State::HalfOpen,
+                failures: 2,
+                retry_after: None
             },
             EventKind::BeforeCall,
             EventKind::Success,
             EventKind::StateChange {
                 from: State::HalfOpen,
-                to: State::Closed
+                to: State::Closed,
+                failures: 0,
+                retry_after: None
             }
         ]
     );
@@ -595,7 +612,7 @@ fn ignored_errors_count_nothing_and_do_not_reset_the_count() {
     );
     assert_eq!(
         take_events(name)[..2],
-        [EventKind::BeforeCall, EventKind::Ignored]
+        [EventKind::BeforeCall, EventKind::Ignored { error: None }]
     );
     assert_eq!(b.allow().unwrap().ignore(), Recorded::Counted);
     assert_eq!(b.fail_counter(), 2);
@@ -858,7 +875,9 @@ fn forced_open_rejects_even_after_a_long_advance_without_retry_after() {
         [
             EventKind::StateChange {
                 from: State::Closed,
-                to: State::ForcedOpen
+                to: State::ForcedOpen,
+                failures: 0,
+                retry_after: None
             },
             EventKind::Rejected {
                 state: State::ForcedOpen,
@@ -1235,10 +1254,15 @@ fn panicking_listener_does_not_stop_the_trip() {
         take_events(name),
         [
             EventKind::BeforeCall,
-            EventKind::Failure,
+            EventKind::Failure {
+                failures: 1,
+                error: None
+            },
             EventKind::StateChange {
                 from: State::Closed,
-                to: State::Open
+                to: State::Open,
+                failures: 1,
+                retry_after: Some(secs(5))
             }
         ]
     );
@@ -1274,7 +1298,13 @@ fn permit_dropped_while_panicking_counts_as_a_failure() {
     assert_eq!(b.fail_counter(), 1);
     assert_eq!(
         take_events(name),
-        [EventKind::BeforeCall, EventKind::Failure]
+        [
+            EventKind::BeforeCall,
+            EventKind::Failure {
+                failures: 1,
+                error: None
+            }
+        ]
     );
 
     // Same through call(): the closure panics with the permit alive.

@@ -28,7 +28,7 @@ static CHANGES: Mutex<Vec<(State, State)>> = Mutex::new(Vec::new());
 static CALLS: AtomicUsize = AtomicUsize::new(0);
 
 fn on_state_change(e: &Event) {
-    if let EventKind::StateChange { from, to } = e.kind {
+    if let EventKind::StateChange { from, to, .. } = e.kind {
         CHANGES
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -55,11 +55,11 @@ impl Counters {
 
     fn record(&self, kind: EventKind) {
         let c = match kind {
-            EventKind::StateChange { from, to } => &self.changes[idx(from)][idx(to)],
+            EventKind::StateChange { from, to, .. } => &self.changes[idx(from)][idx(to)],
             EventKind::BeforeCall => &self.before_call,
             EventKind::Success => &self.success,
-            EventKind::Failure => &self.failure,
-            EventKind::Ignored => &self.ignored,
+            EventKind::Failure { .. } => &self.failure,
+            EventKind::Ignored { .. } => &self.ignored,
             EventKind::Rejected { .. } => &self.rejected,
             _ => return,
         };

@@ -3,25 +3,28 @@
 
 use std::sync::Mutex;
 
-use atomic_breaker::{CircuitBreaker, Config, Event, EventKind, Interest, ManualClock, State};
+use atomic_breaker::{
+    CircuitBreaker, Config, Event, EventKind, EventRecord, Interest, ManualClock, State,
+};
 use core::time::Duration;
 
-static STATE_LOG: Mutex<Vec<EventKind>> = Mutex::new(Vec::new());
-static CALL_LOG: Mutex<Vec<EventKind>> = Mutex::new(Vec::new());
-static ALL_LOG: Mutex<Vec<EventKind>> = Mutex::new(Vec::new());
+static STATE_LOG: Mutex<Vec<EventRecord>> = Mutex::new(Vec::new());
+static CALL_LOG: Mutex<Vec<EventRecord>> = Mutex::new(Vec::new());
+static ALL_LOG: Mutex<Vec<EventRecord>> = Mutex::new(Vec::new());
 
 fn state_listener(e: &Event) {
-    STATE_LOG.lock().unwrap().push(e.kind);
+    STATE_LOG.lock().unwrap().push(EventRecord::new(e));
 }
 fn call_listener(e: &Event) {
-    CALL_LOG.lock().unwrap().push(e.kind);
+    CALL_LOG.lock().unwrap().push(EventRecord::new(e));
 }
 fn all_listener(e: &Event) {
-    ALL_LOG.lock().unwrap().push(e.kind);
+    ALL_LOG.lock().unwrap().push(EventRecord::new(e));
 }
 
-fn take(log: &Mutex<Vec<EventKind>>) -> Vec<EventKind> {
-    std::mem::take(&mut *log.lock().unwrap())
+fn take(log: &Mutex<Vec<EventRecord>>) -> Vec<EventKind<'static>> {
+    let log = std::mem::take(&mut *log.lock().unwrap());
+    log.iter().map(|r| r.event().kind).collect()
 }
 
 #[test]
@@ -48,6 +51,12 @@ fn each_listener_hears_only_its_classes() {
     let trip = EventKind::StateChange {
         from: State::Closed,
         to: State::Open,
+        failures: 1,
+        retry_after: Some(Duration::from_secs(1)),
+    };
+    let failure = EventKind::Failure {
+        failures: 1,
+        error: None,
     };
     let rejected = EventKind::Rejected {
         state: State::Open,
@@ -60,7 +69,7 @@ fn each_listener_hears_only_its_classes() {
             EventKind::BeforeCall,
             EventKind::Success,
             EventKind::BeforeCall,
-            EventKind::Failure
+            failure
         ]
     );
     assert_eq!(
@@ -69,7 +78,7 @@ fn each_listener_hears_only_its_classes() {
             EventKind::BeforeCall,
             EventKind::Success,
             EventKind::BeforeCall,
-            EventKind::Failure,
+            failure,
             trip,
             rejected
         ]

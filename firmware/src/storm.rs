@@ -58,7 +58,7 @@ fn index(s: State) -> usize {
 
 fn count_event(e: &Event) {
     EMITTED.fetch_add(1, Ordering::Relaxed);
-    if let EventKind::StateChange { from, to } = e.kind {
+    if let EventKind::StateChange { from, to, .. } = e.kind {
         LEFT[index(from)].fetch_add(1, Ordering::Relaxed);
         ENTERED[index(to)].fetch_add(1, Ordering::Relaxed);
     }

@@ -251,7 +251,7 @@ pub struct Model {
     /// When the breaker last moved into Open (or was given a new deadline by `trip_for`).
     pub last_opened: Option<u64>,
     /// Events the last operation fired, in order.
-    pub events: Vec<EventKind>,
+    pub events: Vec<EventKind<'static>>,
     /// How often each branch of the model ran: lets tests check that generators reach them.
     pub hits: Hits,
     next_id: u64,
@@ -349,6 +349,7 @@ impl Model {
     /// HalfOpen; Closed, ForcedOpen and Disabled start from level 0.
     fn enter(&mut self, to: State) {
         let from = self.state;
+        let failures_before = self.fail_counter();
         self.state = to;
         self.generation += 1;
         self.failures = 0;
@@ -361,7 +362,30 @@ impl Model {
             self.last_opened = Some(self.now);
         }
         if from != to {
-            self.events.push(EventKind::StateChange { from, to });
+            // `failures` and `retry_after` are completed by `opened` for a move into Open.
+            self.events.push(EventKind::StateChange {
+                from,
+                to,
+                failures: failures_before,
+                retry_after: None,
+            });
+        }
+    }
+
+    /// Completes the state-change event of a move into Open (if the move fired one): the
+    /// failures on record after it, if more than before, and the open period.
+    fn opened(&mut self) {
+        let (now_failures, now) = (self.fail_counter(), u128::from(self.now));
+        let period = Duration::from_millis((self.open_until - now) as u64);
+        if let Some(EventKind::StateChange {
+            to: State::Open,
+            failures,
+            retry_after,
+            ..
+        }) = self.events.last_mut()
+        {
+            *failures = (*failures).max(now_failures);
+            *retry_after = Some(period);
         }
     }
 
@@ -370,6 +394,7 @@ impl Model {
         self.enter(State::Open);
         self.failures = failures;
         self.open_until = self.deadline(self.open_period());
+        self.opened();
     }
 
     /// `ms` from now, exactly.
@@ -482,9 +507,23 @@ impl Model {
         self.events.clear();
         self.events.push(match outcome {
             Outcome::Success => EventKind::Success,
-            Outcome::Failure => EventKind::Failure,
-            Outcome::Ignored => EventKind::Ignored,
+            // `failures` is filled in below, once the report is counted.
+            Outcome::Failure => EventKind::Failure {
+                failures: 0,
+                error: None,
+            },
+            Outcome::Ignored => EventKind::Ignored { error: None },
         });
+        let recorded = self.count_report(p, outcome);
+        let now_failures = self.fail_counter();
+        if let Some(EventKind::Failure { failures, .. }) = self.events.first_mut() {
+            *failures = now_failures;
+        }
+        recorded
+    }
+
+    /// The report's effect on the counts and state.
+    fn count_report(&mut self, p: &ModelPermit, outcome: Outcome) -> Recorded {
         if !self.same_generation(p) {
             self.hit(Branch::ReportFromAnEarlierGeneration);
             return Recorded::Dropped;
@@ -643,6 +682,7 @@ impl Model {
         }
         self.enter(State::Open);
         self.open_until = self.deadline(ms);
+        self.opened();
         true
     }
 
@@ -689,14 +729,14 @@ fn ms(d: Duration) -> u64 {
 // ------------------------------------------------------------------------------------------
 
 thread_local! {
-    static EVENTS: RefCell<Vec<Event>> = const { RefCell::new(Vec::new()) };
+    static EVENTS: RefCell<Vec<Event<'static>>> = const { RefCell::new(Vec::new()) };
 }
 
 fn record(e: &Event) {
-    EVENTS.with(|v| v.borrow_mut().push(*e));
+    EVENTS.with(|v| v.borrow_mut().push(e.without_error()));
 }
 
-fn take_events() -> Vec<EventKind> {
+fn take_events() -> Vec<EventKind<'static>> {
     EVENTS.with(|v| {
         v.borrow_mut()
             .drain(..)

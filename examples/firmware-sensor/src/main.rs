@@ -123,7 +123,7 @@ fn main() -> ! {
         bus_reads += u32::from(touched_bus);
 
         for e in CHANGES.drain() {
-            if let EventKind::StateChange { from, to } = e.kind {
+            if let EventKind::StateChange { from, to, .. } = e.kind {
                 hprintln!("{:>4}  >> {}: {} -> {}", now, e.name, from, to);
             }
         }

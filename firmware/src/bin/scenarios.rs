@@ -47,7 +47,7 @@ static SENSOR: CircuitBreaker<Clock> = CircuitBreaker::new(
 fn expect_changes(expected: &[(State, State)]) {
     let mut n = 0;
     for e in CHANGES.drain() {
-        let EventKind::StateChange { from, to } = e.kind else {
+        let EventKind::StateChange { from, to, .. } = e.kind else {
             firmware::fail("only state changes are queued");
         };
         check!(e.name == "sensor");
