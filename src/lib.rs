@@ -59,6 +59,9 @@
 //!   stacks (implies `std`, as `tower-service` does).
 //! - `critical-section`: pass-through to `portable-atomic` for targets without native
 //!   compare-and-swap; for final binaries only.
+//! - `serde`: `Serialize` for [`Snapshot`], [`State`], [`Event`] and [`Config`]; [`Config`]
+//!   deserializable, validated, from files and environment maps with `*_ms` integer fields
+//!   (see [`serde_support`]). `no_std`, no allocation.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -103,6 +106,8 @@ pub use embedded_time_clock::EmbeddedTimeClock;
 mod event_queue;
 #[cfg(feature = "heapless")]
 pub use event_queue::EventQueue;
+#[cfg(feature = "serde")]
+pub mod serde_support;
 #[cfg(feature = "tower")]
 pub mod tower;
 
