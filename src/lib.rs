@@ -105,6 +105,11 @@ mod event_queue;
 pub use event_queue::EventQueue;
 #[cfg(feature = "tower")]
 pub mod tower;
+// One breaker per key: a bounded map (std: `HashMap`, `RwLock`, `Arc`).
+#[cfg(feature = "std")]
+pub mod map;
+#[cfg(feature = "std")]
+pub use map::{BreakerMap, KeyListener, KeyedBreaker, MapFull};
 
 #[cfg(all(test, loom))]
 mod loom_tests;

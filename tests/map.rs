@@ -1,0 +1,489 @@
+//! Scenario tests of `BreakerMap`: capacity, idle-only eviction (also under concurrent use),
+//! eviction refused for busy or failing keys with a typed error, per-key events. Time comes
+//! from `ManualClock` only; threads wait on each other through atomics, never on sleeps.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Barrier, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use atomic_breaker::{
+    BreakerMap, Config, Event, EventKind, Interest, ManualClock, MapFull, Outcome, State,
+};
+
+type Map<'c> = BreakerMap<String, &'c ManualClock>;
+
+fn map(clock: &ManualClock, fail_max: u32, capacity: usize) -> Map<'_> {
+    BreakerMap::try_new(
+        "upstream",
+        Config::new()
+            .fail_max(fail_max)
+            .reset_timeout(Duration::from_secs(30)),
+        clock,
+        capacity,
+    )
+    .unwrap()
+}
+
+fn ok(map: &Map<'_>, key: &str) {
+    assert_eq!(map.call(key, || Ok::<_, ()>(1)).unwrap(), Ok(1));
+}
+
+fn fail(map: &Map<'_>, key: &str) {
+    assert!(map.call(key, || Err::<(), _>("down")).unwrap().is_err());
+}
+
+/// Small loop counts under miri, which is about a thousand times slower.
+const fn iters(native: usize, miri: usize) -> usize {
+    if cfg!(miri) {
+        miri
+    } else {
+        native
+    }
+}
+
+#[test]
+fn capacity_is_respected_and_a_full_map_of_busy_keys_refuses_with_a_typed_error() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 5, 3);
+    assert_eq!(m.capacity(), 3);
+    // Handles out: all three are busy.
+    let held: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|k| m.get_or_insert(*k).unwrap())
+        .collect();
+    assert_eq!(m.len(), 3);
+    let err = m.get_or_insert("d").unwrap_err();
+    assert_eq!(err, MapFull { capacity: 3 });
+    assert!(err.to_string().contains("full"));
+    assert_eq!(m.call("d", || Ok::<_, ()>(1)), Err(MapFull { capacity: 3 }));
+    assert_eq!(m.len(), 3);
+    assert!(m.get("d").is_none());
+    // An existing key is still found when full.
+    assert!(m.get_or_insert("a").unwrap().same_entry(&held[0]));
+    assert_eq!(m.evictions(), 0);
+    drop(held);
+    // Now all three are idle: "d" takes one's place.
+    ok(&m, "d");
+    assert_eq!(m.len(), 3);
+    assert_eq!(m.evictions(), 1);
+    let left = ["a", "b", "c"]
+        .iter()
+        .filter(|k| m.get(**k).is_some())
+        .count();
+    assert_eq!(left, 2);
+}
+
+#[test]
+fn a_map_of_capacity_zero_refuses_every_key() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 5, 0);
+    assert_eq!(m.get_or_insert("a").unwrap_err(), MapFull { capacity: 0 });
+    assert!(m.is_empty());
+}
+
+#[test]
+fn a_closed_key_holding_failures_is_never_evicted_and_keeps_its_count() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 5, 2);
+    fail(&m, "flaky");
+    fail(&m, "flaky");
+    ok(&m, "quiet");
+    // Full; "quiet" is idle, "flaky" holds 2 failures.
+    ok(&m, "new1");
+    assert!(m.get("quiet").is_none(), "the idle key makes room");
+    // "new1" is idle now: it goes next, never "flaky".
+    ok(&m, "new2");
+    assert!(m.get("new1").is_none());
+    let flaky = m.get("flaky").unwrap();
+    assert_eq!(flaky.state(), State::Closed);
+    assert_eq!(flaky.fail_counter(), 2, "the failure history survives");
+    drop(flaky);
+    // With "new2" busy, nothing is idle: refused, and "flaky" is still there.
+    let busy = m.get("new2").unwrap();
+    assert_eq!(
+        m.get_or_insert("new3").unwrap_err(),
+        MapFull { capacity: 2 }
+    );
+    assert_eq!(m.get("flaky").unwrap().fail_counter(), 2);
+    drop(busy);
+    // A success resets the count: then "flaky" is idle like any other.
+    ok(&m, "flaky");
+    assert_eq!(m.get("flaky").unwrap().fail_counter(), 0);
+}
+
+#[test]
+fn open_half_open_forced_open_and_disabled_keys_are_not_idle() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 1, 4);
+    fail(&m, "open");
+    fail(&m, "half-open");
+    ok(&m, "forced");
+    ok(&m, "disabled");
+    assert!(m.get("forced").unwrap().force_open());
+    assert!(m.get("disabled").unwrap().disable());
+    clock.advance(Duration::from_secs(30));
+    // "open" must be re-opened: its period passed. Trip it again from a trial.
+    fail(&m, "open");
+    assert_eq!(m.get("open").unwrap().state(), State::Open);
+    // "half-open": a trial permit held out.
+    let half = m.get("half-open").unwrap();
+    let trial = half.allow().unwrap();
+    assert!(trial.is_trial());
+    assert_eq!(half.state(), State::HalfOpen);
+    // A trial in flight pins the entry through its handle; report it as ignored and drop the
+    // handle: HalfOpen, with no handle out, is still not idle.
+    let _ = trial.ignore();
+    drop(half);
+    assert_eq!(m.get("half-open").unwrap().state(), State::HalfOpen);
+
+    assert_eq!(m.get_or_insert("new").unwrap_err(), MapFull { capacity: 4 });
+    let states: Vec<_> = ["open", "half-open", "forced", "disabled"]
+        .iter()
+        .map(|k| m.get(*k).unwrap().state())
+        .collect();
+    assert_eq!(
+        states,
+        [
+            State::Open,
+            State::HalfOpen,
+            State::ForcedOpen,
+            State::Disabled
+        ]
+    );
+    // Closing "forced" makes it idle: it is the one evicted.
+    assert!(m.get("forced").unwrap().close());
+    ok(&m, "new");
+    assert!(m.get("forced").is_none());
+    assert_eq!(m.len(), 4);
+}
+
+#[test]
+fn a_call_in_flight_pins_its_key() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 5, 1);
+    let r = m.call("running", || {
+        // Closed, no failures, but a call is running: not idle.
+        assert_eq!(
+            m.get_or_insert("other").unwrap_err(),
+            MapFull { capacity: 1 }
+        );
+        Ok::<_, ()>(7)
+    });
+    assert_eq!(r.unwrap(), Ok(7));
+    // Done: now idle.
+    ok(&m, "other");
+    assert!(m.get("running").is_none());
+}
+
+#[test]
+fn an_owned_permit_pins_its_key_until_reported() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 5, 1);
+    let permit =
+        atomic_breaker::CircuitBreaker::allow_owned(m.get_or_insert("a").unwrap()).unwrap();
+    assert_eq!(m.get_or_insert("b").unwrap_err(), MapFull { capacity: 1 });
+    assert_eq!(permit.breaker().key(), "a");
+    let _ = permit.report(Outcome::Success);
+    ok(&m, "b");
+}
+
+#[test]
+fn idle_after_keeps_recently_used_keys_until_their_time() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 5, 1).idle_after(Duration::from_secs(10));
+    ok(&m, "a");
+    clock.advance(Duration::from_secs(9));
+    assert_eq!(m.get_or_insert("b").unwrap_err(), MapFull { capacity: 1 });
+    // A lookup touches it again.
+    assert!(m.get("a").is_some());
+    clock.advance(Duration::from_secs(9));
+    assert_eq!(m.get_or_insert("b").unwrap_err(), MapFull { capacity: 1 });
+    clock.advance(Duration::from_secs(1));
+    ok(&m, "b");
+    assert!(m.get("a").is_none());
+}
+
+#[test]
+fn eviction_takes_the_least_recently_used_idle_key_of_a_shard() {
+    // One shard's worth is hard to force with a random hasher; with every key idle and
+    // `idle_after` set, each eviction still takes an idle key, and the most recent survives.
+    let clock = ManualClock::new();
+    let m = map(&clock, 5, 2).idle_after(Duration::from_millis(1));
+    ok(&m, "old");
+    clock.advance(Duration::from_secs(1));
+    ok(&m, "recent");
+    clock.advance(Duration::from_secs(1));
+    ok(&m, "new");
+    assert_eq!(m.len(), 2);
+    assert!(m.get("new").is_some());
+}
+
+#[test]
+fn remove_drops_any_key_and_handles_out_keep_working() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 1, 2);
+    fail(&m, "a");
+    let a = m.remove("a").unwrap();
+    assert_eq!(a.key(), "a");
+    assert_eq!(a.state(), State::Open);
+    assert_eq!(m.len(), 0);
+    assert!(m.remove("a").is_none());
+    // A new breaker for the key, Closed; the old handle still sees its own.
+    ok(&m, "a");
+    assert!(!m.get("a").unwrap().same_entry(&a));
+    assert_eq!(a.state(), State::Open);
+    assert_eq!(m.len(), 1);
+}
+
+#[test]
+fn snapshots_report_every_key() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 2, 8);
+    fail(&m, "a");
+    fail(&m, "b");
+    fail(&m, "b");
+    ok(&m, "c");
+    let mut s = m.snapshots();
+    s.sort_by(|x, y| x.0.cmp(&y.0));
+    let got: Vec<_> = s
+        .iter()
+        .map(|(k, s)| (k.as_str(), s.state, s.fail_counter, s.name))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a", State::Closed, 1, "upstream"),
+            ("b", State::Open, 2, "upstream"),
+            ("c", State::Closed, 0, "upstream"),
+        ]
+    );
+}
+
+static EVENTS: Mutex<Vec<(String, EventKind)>> = Mutex::new(Vec::new());
+static CHANGES: Mutex<Vec<(String, EventKind)>> = Mutex::new(Vec::new());
+
+#[allow(clippy::ptr_arg)] // a `KeyListener<String>` takes `&String`
+fn record(key: &String, e: &Event) {
+    assert_eq!(e.name, "upstream");
+    EVENTS.lock().unwrap().push((key.clone(), e.kind));
+}
+
+#[allow(clippy::ptr_arg)] // a `KeyListener<String>` takes `&String`
+fn record_changes(key: &String, e: &Event) {
+    CHANGES.lock().unwrap().push((key.clone(), e.kind));
+}
+
+#[test]
+fn per_key_events_carry_the_key() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 2, 4)
+        .with_listener(record)
+        .with_listener_for(Interest::STATE_CHANGES, record_changes);
+    ok(&m, "b");
+    fail(&m, "a");
+    fail(&m, "a");
+    let rejected = m.call("a", || Ok::<_, ()>(1)).unwrap().unwrap_err();
+    assert!(rejected.is_rejected());
+    clock.advance(Duration::from_secs(30));
+    ok(&m, "a"); // the trial closes it
+                 // A classified-ignored call.
+    let _ = m.call_with("b", |_| Outcome::Ignored, || Err::<(), _>("404"));
+    let ev = std::mem::take(&mut *EVENTS.lock().unwrap());
+    let want: Vec<(String, EventKind)> = vec![
+        ("b".into(), EventKind::BeforeCall),
+        ("b".into(), EventKind::Success),
+        ("a".into(), EventKind::BeforeCall),
+        ("a".into(), EventKind::Failure),
+        ("a".into(), EventKind::BeforeCall),
+        ("a".into(), EventKind::Failure),
+        (
+            "a".into(),
+            EventKind::StateChange {
+                from: State::Closed,
+                to: State::Open,
+            },
+        ),
+        (
+            "a".into(),
+            EventKind::Rejected {
+                state: State::Open,
+                retry_after: Some(Duration::from_secs(30)),
+            },
+        ),
+        ("a".into(), EventKind::BeforeCall),
+        ("a".into(), EventKind::Success),
+        (
+            "a".into(),
+            EventKind::StateChange {
+                from: State::HalfOpen,
+                to: State::Closed,
+            },
+        ),
+        ("b".into(), EventKind::BeforeCall),
+        ("b".into(), EventKind::Ignored),
+    ];
+    assert_eq!(ev, want);
+    let changes = std::mem::take(&mut *CHANGES.lock().unwrap());
+    assert_eq!(
+        changes,
+        [
+            (
+                "a".to_string(),
+                EventKind::StateChange {
+                    from: State::Closed,
+                    to: State::Open
+                }
+            ),
+            (
+                "a".to_string(),
+                EventKind::StateChange {
+                    from: State::HalfOpen,
+                    to: State::Closed
+                }
+            ),
+        ]
+    );
+}
+
+static TRIPS: AtomicUsize = AtomicUsize::new(0);
+
+fn count_trip_from_half_open(_: &String, e: &Event) {
+    if e.kind
+        == (EventKind::StateChange {
+            from: State::HalfOpen,
+            to: State::Open,
+        })
+    {
+        TRIPS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_failed_trial_is_reported_as_half_open_to_open() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 1, 1).with_listener_for(Interest::STATE_CHANGES, count_trip_from_half_open);
+    fail(&m, "a");
+    clock.advance(Duration::from_secs(30));
+    let err = m
+        .call("a", || Err::<(), _>("still down"))
+        .unwrap()
+        .unwrap_err();
+    assert!(err.tripped());
+    assert_eq!(TRIPS.load(Ordering::Relaxed), 1);
+}
+
+/// Threads hammer some keys while another inserts fresh keys far past capacity. A key that
+/// holds failures, an Open key and a key with a call in flight are never evicted, and the
+/// failure count survives exactly; the map never exceeds its capacity.
+#[test]
+fn idle_only_eviction_under_concurrent_use() {
+    const CAPACITY: usize = 6;
+    let failures = iters(100, 5);
+    let inserts = iters(2_000, 20);
+    let hot_calls = iters(5_000, 20);
+
+    let clock = ManualClock::new();
+    let m = map(&clock, 127, CAPACITY);
+    // Open before the threads start (fail_max 127: open it by hand).
+    assert!(m.get_or_insert("open").unwrap().open());
+    let open_gen = m.get("open").unwrap().snapshot().generation;
+
+    let in_flight_started = AtomicBool::new(false);
+    let inserter_done = AtomicBool::new(false);
+    let failing_done = AtomicBool::new(false);
+    let barrier = Barrier::new(4);
+    let (mut ok_inserts, mut full) = (0usize, 0usize);
+    let mut in_flight_handle = None;
+
+    thread::scope(|s| {
+        // Failing key: accumulates failures (never reaches fail_max), interleaved with the
+        // inserts.
+        s.spawn(|| {
+            barrier.wait();
+            for _ in 0..failures {
+                assert!(m.call("failing", || Err::<(), _>(())).unwrap().is_err());
+            }
+            failing_done.store(true, Ordering::Release);
+        });
+        // Hot key: successes, each call in flight while inserts run (it may be evicted between
+        // calls, when idle: that is allowed, and it is recreated; it is never full since it
+        // only needs its own place, which "evict idle" frees).
+        s.spawn(|| {
+            barrier.wait();
+            for _ in 0..hot_calls {
+                let _ = m.call("hot", || Ok::<_, ()>(()));
+            }
+        });
+        // In flight for the whole run.
+        let in_flight = s.spawn(|| {
+            barrier.wait();
+            m.call("inflight", || {
+                let h = m.get("inflight").unwrap();
+                in_flight_started.store(true, Ordering::Release);
+                while !inserter_done.load(Ordering::Acquire) {
+                    std::hint::spin_loop();
+                }
+                Ok::<_, ()>(h)
+            })
+            .unwrap()
+            .unwrap()
+        });
+        // Inserter: fresh keys, each idle right after its call. If an assertion below fails,
+        // the guard still releases the in-flight call, so the test fails instead of hanging.
+        struct Release<'a>(&'a AtomicBool);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Release);
+            }
+        }
+        let release = Release(&inserter_done);
+        barrier.wait();
+        while !in_flight_started.load(Ordering::Acquire) {
+            std::hint::spin_loop();
+        }
+        for i in 0..inserts {
+            match m.call(&format!("k{i}"), || Ok::<_, ()>(())) {
+                Ok(r) => {
+                    assert!(r.is_ok());
+                    ok_inserts += 1;
+                }
+                Err(e) => {
+                    assert_eq!(e, MapFull { capacity: CAPACITY });
+                    full += 1;
+                }
+            }
+            assert!(m.len() <= CAPACITY);
+            // Every pinned key is present at every step.
+            assert_eq!(m.get("open").unwrap().state(), State::Open);
+            assert!(m.get("inflight").is_some());
+        }
+        // Keep inserting until the failing thread is done, so evictions race every failure.
+        let mut j = 0;
+        while !failing_done.load(Ordering::Acquire) {
+            let _ = m.call(&format!("late{j}"), || Ok::<_, ()>(()));
+            j += 1;
+        }
+        drop(release);
+        in_flight_handle = Some(in_flight.join().unwrap());
+    });
+
+    assert!(ok_inserts > 0, "idle keys made room");
+    assert!(m.evictions() > 0);
+    let failing = m.get("failing").unwrap();
+    assert_eq!(failing.state(), State::Closed);
+    assert_eq!(
+        failing.fail_counter() as usize,
+        failures,
+        "every failure is still counted"
+    );
+    let open = m.get("open").unwrap();
+    assert_eq!(open.state(), State::Open);
+    assert_eq!(open.snapshot().generation, open_gen, "the same breaker");
+    assert!(m
+        .get("inflight")
+        .unwrap()
+        .same_entry(&in_flight_handle.unwrap()));
+    assert!(m.len() <= CAPACITY);
+    let _ = full;
+}
