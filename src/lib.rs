@@ -105,10 +105,10 @@ mod event_queue;
 pub use event_queue::EventQueue;
 #[cfg(feature = "tower")]
 pub mod tower;
-// One breaker per key: a bounded map (std: `HashMap`, `RwLock`, `Arc`).
-#[cfg(feature = "std")]
+// One breaker per key: a bounded map (`RwLock`, `Arc`, hashbrown's table).
+#[cfg(feature = "map")]
 pub mod map;
-#[cfg(feature = "std")]
+#[cfg(feature = "map")]
 pub use map::{BreakerMap, KeyListener, KeyedBreaker, MapFull};
 
 #[cfg(all(test, loom))]

@@ -2,10 +2,11 @@
 //! idle breakers.
 //!
 //! # Layout
-//! A fixed number of shards ([`SHARDS`]), each a cache-line-aligned `RwLock<HashMap<K,
-//! Arc<Entry>>>`; a key's shard is picked from the top bits of its hash. A lookup takes its
-//! shard's read lock, clones the entry's `Arc` and lets the lock go before the call runs, so a
-//! slow call never holds a lock. Inserts and evictions take one shard's write lock at a time,
+//! A fixed number of shards ([`SHARDS`]), each a cache-line-aligned `RwLock` over a
+//! `hashbrown::HashTable<Arc<Entry>>` (the entry holds the key next to its breaker). A key is
+//! hashed once: the top bits of the hash pick the shard, the table uses the rest. A lookup
+//! takes its shard's read lock, clones the entry's `Arc` and lets the lock go before the call
+//! runs, so a slow call never holds a lock. Inserts and evictions take one shard's write lock at a time,
 //! never two, so they cannot deadlock. The number of entries is one `AtomicUsize`, reserved
 //! before an insert, so the map never holds more than its capacity.
 //!
@@ -38,7 +39,6 @@
 //! exactly which events it sees.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::ops::Deref;
@@ -46,6 +46,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use std::vec::Vec;
+
+use hashbrown::HashTable;
 
 use crate::breaker::CircuitBreaker;
 use crate::clock::Clock;
@@ -139,13 +141,11 @@ impl<K: fmt::Debug, C, const L: usize> fmt::Debug for KeyedBreaker<K, C, L> {
     }
 }
 
-/// A shard's table: key to entry.
-type Table<K, C, const L: usize, S> = HashMap<K, Arc<Entry<K, C, L>>, S>;
-
 /// One shard, on its own cache lines so that two threads on two shards do not share one.
+/// Entries are found by the key's hash and the key stored in the entry.
 #[repr(align(128))]
-struct Shard<K, C, const L: usize, S> {
-    map: RwLock<Table<K, C, L, S>>,
+struct Shard<K, C, const L: usize> {
+    map: RwLock<HashTable<Arc<Entry<K, C, L>>>>,
 }
 
 /// A bounded map of circuit breakers by key, sharing one [`Config`] and one clock; see the
@@ -175,7 +175,7 @@ struct Shard<K, C, const L: usize, S> {
 /// drop(c);
 /// ```
 pub struct BreakerMap<K, C, const L: usize = 4, S = RandomState> {
-    shards: Box<[Shard<K, C, L, S>]>,
+    shards: Box<[Shard<K, C, L>]>,
     hasher: S,
     name: &'static str,
     config: Config,
@@ -194,7 +194,7 @@ pub struct BreakerMap<K, C, const L: usize = 4, S = RandomState> {
 
 impl<K, C, const L: usize> BreakerMap<K, C, L, RandomState>
 where
-    K: Hash + Eq + Clone,
+    K: Hash + Eq,
     C: Clock + Clone,
 {
     /// An empty map of at most `capacity` breakers, each named `name`, configured by
@@ -214,12 +214,12 @@ where
 
 impl<K, C, const L: usize, S> BreakerMap<K, C, L, S>
 where
-    K: Hash + Eq + Clone,
+    K: Hash + Eq,
     C: Clock + Clone,
     S: BuildHasher + Clone,
 {
-    /// Like [`try_new`](BreakerMap::try_new), with the hasher `hasher` (used to pick the shard
-    /// and inside each shard).
+    /// Like [`try_new`](BreakerMap::try_new), with the hasher `hasher` (its hash of a key
+    /// picks the shard and the place in the shard's table).
     pub fn try_with_hasher(
         name: &'static str,
         config: Config,
@@ -230,7 +230,7 @@ where
         config.validate()?;
         let shards = (0..SHARDS)
             .map(|_| Shard {
-                map: RwLock::new(HashMap::with_hasher(hasher.clone())),
+                map: RwLock::new(HashTable::new()),
             })
             .collect();
         Ok(BreakerMap {
@@ -284,12 +284,19 @@ where
 
     // ------------------------------------------------------------------- lookups
 
+    /// The key's hash and its shard.
     #[inline]
-    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> &Shard<K, C, L, S> {
+    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> (u64, &Shard<K, C, L>) {
         let hash = self.hasher.hash_one(key);
-        // The top bits: the shard's HashMap uses the low ones for its buckets.
+        // The top bits: the table uses the low ones for its buckets (and the top 7 as tags,
+        // which then vary little within a shard; the low bits still spread the buckets).
         let i = (hash >> (u64::BITS - SHARD_BITS)) as usize;
-        &self.shards[i & (SHARDS - 1)]
+        (hash, &self.shards[i & (SHARDS - 1)])
+    }
+
+    /// The hash the tables are built with, for rehashing on growth.
+    fn hash_of(&self) -> impl Fn(&Arc<Entry<K, C, L>>) -> u64 + '_ {
+        move |e| self.hasher.hash_one(&e.key)
     }
 
     #[inline]
@@ -309,8 +316,9 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let shard = read(&self.shard(key).map);
-        let e = shard.get(key)?;
+        let (hash, shard) = self.shard(key);
+        let table = read(&shard.map);
+        let e = table.find(hash, |e| e.key.borrow() == key)?;
         self.touch(e);
         Some(KeyedBreaker(Arc::clone(e)))
     }
@@ -324,19 +332,20 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let shard = self.shard(key);
-        if let Some(e) = read(&shard.map).get(key) {
+        let (hash, shard) = self.shard(key);
+        if let Some(e) = read(&shard.map).find(hash, |e| e.key.borrow() == key) {
             self.touch(e);
             return Ok(KeyedBreaker(Arc::clone(e)));
         }
-        self.insert_slow(key, shard)
+        self.insert_slow(key, hash, shard)
     }
 
     #[cold]
     fn insert_slow<Q>(
         &self,
         key: &Q,
-        shard: &Shard<K, C, L, S>,
+        hash: u64,
+        shard: &Shard<K, C, L>,
     ) -> Result<KeyedBreaker<K, C, L>, MapFull>
     where
         K: Borrow<Q>,
@@ -350,16 +359,15 @@ where
                 capacity: self.capacity,
             });
         }
-        let mut map = write(&shard.map);
-        if let Some(e) = map.get(key) {
+        let mut table = write(&shard.map);
+        if let Some(e) = table.find(hash, |e| e.key.borrow() == key) {
             // Added meanwhile: give the place back.
             self.len.fetch_sub(1, Ordering::AcqRel);
             self.touch(e);
             return Ok(KeyedBreaker(Arc::clone(e)));
         }
-        let owned: K = key.to_owned();
         let entry = Arc::new(Entry {
-            key: owned.clone(),
+            key: key.to_owned(),
             // The configuration was validated in `try_with_hasher` and is not changed since,
             // so `new` (which panics only on an invalid configuration) cannot panic here.
             breaker: CircuitBreaker::new(self.name, self.config, self.clock.clone()),
@@ -369,7 +377,7 @@ where
                 0
             }),
         });
-        map.insert(owned, Arc::clone(&entry));
+        table.insert_unique(hash, Arc::clone(&entry), self.hash_of());
         Ok(KeyedBreaker(entry))
     }
 
@@ -400,17 +408,21 @@ where
         };
         for i in 0..SHARDS {
             let shard = &self.shards[(start + i) & (SHARDS - 1)];
-            let mut map = write(&shard.map);
-            let victim = map
+            let mut table = write(&shard.map);
+            // The oldest idle entry, named by its hash and address (only compared, never
+            // dereferenced).
+            let victim = table
                 .iter_mut()
-                .filter_map(|(k, e)| {
+                .filter_map(|e| {
                     let touched = self.idle_entry(e, now)?;
-                    Some((touched, k))
+                    Some((touched, self.hasher.hash_one(&e.key), Arc::as_ptr(e)))
                 })
-                .min_by_key(|&(touched, _)| touched)
-                .map(|(_, k)| k.clone());
-            if let Some(k) = victim {
-                map.remove(&k);
+                .min_by_key(|&(touched, _, _)| touched);
+            let Some((_, hash, ptr)) = victim else {
+                continue;
+            };
+            if let Ok(found) = table.find_entry(hash, |e| core::ptr::eq(Arc::as_ptr(e), ptr)) {
+                drop(found.remove());
                 self.evictions.fetch_add(1, Ordering::Relaxed);
                 return true;
             }
@@ -543,7 +555,13 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let removed = write(&self.shard(key).map).remove(key)?;
+        let (hash, shard) = self.shard(key);
+        let mut table = write(&shard.map);
+        let (removed, _) = table
+            .find_entry(hash, |e| e.key.borrow() == key)
+            .ok()?
+            .remove();
+        drop(table);
         self.len.fetch_sub(1, Ordering::AcqRel);
         Some(KeyedBreaker(removed))
     }
@@ -551,11 +569,14 @@ where
     /// The key and [`snapshot`](CircuitBreaker::snapshot) of every breaker, one shard at a
     /// time (each shard's read lock is held while its entries are copied, not across shards,
     /// so the result is not one instant of the whole map).
-    pub fn snapshots(&self) -> Vec<(K, Snapshot)> {
+    pub fn snapshots(&self) -> Vec<(K, Snapshot)>
+    where
+        K: Clone,
+    {
         let mut out = Vec::with_capacity(self.len());
         for shard in self.shards.iter() {
-            let map = read(&shard.map);
-            out.extend(map.values().map(|e| (e.key.clone(), e.breaker.snapshot())));
+            let table = read(&shard.map);
+            out.extend(table.iter().map(|e| (e.key.clone(), e.breaker.snapshot())));
         }
         out
     }
@@ -612,7 +633,7 @@ fn outcome_kind(outcome: Outcome) -> EventKind {
 }
 
 /// A read lock. A panic while the lock was held (only in a key's `Hash` or `Eq`: the map
-/// runs no other user code under a lock) leaves the `HashMap` usable, so poisoning is ignored.
+/// runs no other user code under a lock) leaves the table usable, so poisoning is ignored.
 #[inline]
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(PoisonError::into_inner)
