@@ -10,15 +10,17 @@
 //! - `map_call_same_key`: `map.call("host-7", ..)` on a map of 64 `String` keys; with 2
 //!   threads both use the same key (the contended case: one shard lock, one `Arc`).
 //! - `map_call_own_key`: the same, each thread with its own key (usually two shards).
+//! - `map_get_same_key`: the lookup alone (`get`, then drop the handle).
 //! - `mutex_map_call_same_key` / `mutex_map_call_own_key`: lock a `Mutex<HashMap>`, clone the
 //!   `Arc`, unlock, call: what users write by hand.
+//! - `rwlock_map_call_same_key`: the same with one `RwLock<HashMap>` and a read lock.
 //!
 //! Every breaker reads `StdClock` (never on the closed path); both maps hash with std's
 //! `RandomState` (SipHash-1-3), like with like.
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -62,6 +64,19 @@ fn on_threads(threads: usize, iters: u64, op: impl Fn(usize) + Sync) -> Duration
 }
 
 type MutexMap = Mutex<HashMap<String, Arc<CircuitBreaker<StdClock>>>>;
+type RwLockMap = RwLock<HashMap<String, Arc<CircuitBreaker<StdClock>>>>;
+
+fn rwlock_map_call(m: &RwLockMap, key: &str) {
+    let b = {
+        let map = m.read().unwrap();
+        Arc::clone(black_box(&map).get(black_box(key)).unwrap())
+    };
+    let _ = black_box(b.call(|| Ok::<_, ()>(black_box(1u32))));
+}
+
+fn map_get(m: &BreakerMap<String, StdClock>, key: &str) {
+    drop(black_box(black_box(m).get(black_box(key))));
+}
 
 fn mutex_map_call(m: &MutexMap, key: &str) {
     let b = {
@@ -84,12 +99,12 @@ fn map_group(c: &mut Criterion) {
     let map = BreakerMap::<String, StdClock>::try_new("hosts", Config::new(), StdClock, KEYS)
         .expect("valid config");
     let mutex_map: MutexMap = Mutex::new(HashMap::new());
+    let rwlock_map: RwLockMap = RwLock::new(HashMap::new());
     for k in &keys {
         drop(map.get_or_insert(k.as_str()).expect("room"));
-        mutex_map.lock().unwrap().insert(
-            k.clone(),
-            Arc::new(CircuitBreaker::new("hosts", Config::new(), StdClock)),
-        );
+        let b = Arc::new(CircuitBreaker::new("hosts", Config::new(), StdClock));
+        mutex_map.lock().unwrap().insert(k.clone(), Arc::clone(&b));
+        rwlock_map.write().unwrap().insert(k.clone(), b);
     }
     let same = |_t: usize| keys[7].as_str();
     // Two keys that fall in different shards of `map` are likely but not certain; the
@@ -111,6 +126,12 @@ fn map_group(c: &mut Criterion) {
         });
         g.bench_function(format!("map_call_own_key/{threads}t"), |i| {
             i.iter_custom(|n| on_threads(threads, n, |t| map_call(&map, own(t))))
+        });
+        g.bench_function(format!("map_get_same_key/{threads}t"), |i| {
+            i.iter_custom(|n| on_threads(threads, n, |t| map_get(&map, same(t))))
+        });
+        g.bench_function(format!("rwlock_map_call_same_key/{threads}t"), |i| {
+            i.iter_custom(|n| on_threads(threads, n, |t| rwlock_map_call(&rwlock_map, same(t))))
         });
         g.bench_function(format!("mutex_map_call_same_key/{threads}t"), |i| {
             i.iter_custom(|n| on_threads(threads, n, |t| mutex_map_call(&mutex_map, same(t))))

@@ -287,16 +287,12 @@ where
     /// The key's hash and its shard.
     #[inline]
     fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> (u64, &Shard<K, C, L>) {
-        let hash = self.hasher.hash_one(key);
-        // The top bits: the table uses the low ones for its buckets (and the top 7 as tags,
-        // which then vary little within a shard; the low bits still spread the buckets).
-        let i = (hash >> (u64::BITS - SHARD_BITS)) as usize;
-        (hash, &self.shards[i & (SHARDS - 1)])
+        table_hash(self.hasher.hash_one(key)).map_shard(|i| &self.shards[i & (SHARDS - 1)])
     }
 
     /// The hash the tables are built with, for rehashing on growth.
     fn hash_of(&self) -> impl Fn(&Arc<Entry<K, C, L>>) -> u64 + '_ {
-        move |e| self.hasher.hash_one(&e.key)
+        move |e| table_hash(self.hasher.hash_one(&e.key)).0
     }
 
     #[inline]
@@ -415,7 +411,11 @@ where
                 .iter_mut()
                 .filter_map(|e| {
                     let touched = self.idle_entry(e, now)?;
-                    Some((touched, self.hasher.hash_one(&e.key), Arc::as_ptr(e)))
+                    Some((
+                        touched,
+                        table_hash(self.hasher.hash_one(&e.key)).0,
+                        Arc::as_ptr(e),
+                    ))
                 })
                 .min_by_key(|&(touched, _, _)| touched);
             let Some((_, hash, ptr)) = victim else {
@@ -622,6 +622,28 @@ impl<K, C, const L: usize, S> fmt::Debug for BreakerMap<K, C, L, S> {
             .field("listeners", &self.listeners.len())
             .finish_non_exhaustive()
     }
+}
+
+/// A key's hash, split: the top [`SHARD_BITS`] pick the shard; the table gets the hash rotated
+/// so that those bits move to the bottom. (hashbrown's tags are the top 7 bits of the hash it
+/// is given: unrotated, all keys of a shard would share 4 of them, and a lookup would compare
+/// more keys.)
+#[derive(Clone, Copy)]
+struct TableHash(u64, usize);
+
+impl TableHash {
+    #[inline]
+    fn map_shard<T>(self, f: impl FnOnce(usize) -> T) -> (u64, T) {
+        (self.0, f(self.1))
+    }
+}
+
+#[inline]
+fn table_hash(hash: u64) -> TableHash {
+    TableHash(
+        hash.rotate_left(SHARD_BITS),
+        (hash >> (u64::BITS - SHARD_BITS)) as usize,
+    )
 }
 
 fn outcome_kind(outcome: Outcome) -> EventKind {
