@@ -71,7 +71,7 @@ badge type.GuardedStream.html stream
 badge struct.EmbassyClock.html embassy
 badge tower/index.html tower
 badge tower/struct.BreakerLayer.html tower
-badge struct.BreakerMap.html map
+badge map/struct.BreakerMap.html map
 echo "feature badges present"
 
 say "feature matrix on the host"
