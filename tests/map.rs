@@ -219,6 +219,71 @@ fn eviction_takes_the_least_recently_used_idle_key_of_a_shard() {
     assert!(m.get("new").is_some());
 }
 
+/// Every key hashes to 0: one shard, one probe chain, so the choice among idle keys is
+/// deterministic (the least recently looked up).
+#[derive(Clone, Default)]
+struct OneShard;
+struct Zero;
+impl std::hash::Hasher for Zero {
+    fn finish(&self) -> u64 {
+        0
+    }
+    fn write(&mut self, _: &[u8]) {}
+}
+impl std::hash::BuildHasher for OneShard {
+    type Hasher = Zero;
+    fn build_hasher(&self) -> Zero {
+        Zero
+    }
+}
+
+#[test]
+fn eviction_takes_the_least_recently_looked_up_idle_key() {
+    let clock = ManualClock::new();
+    let m: BreakerMap<String, &ManualClock, 4, OneShard> =
+        BreakerMap::try_with_hasher("upstream", Config::new(), &clock, 2, OneShard)
+            .unwrap()
+            .idle_after(Duration::from_millis(1));
+    let call = |k: &str| assert!(m.call(k, || Ok::<_, ()>(())).unwrap().is_ok());
+    call("a"); // t = 0
+    clock.advance(Duration::from_secs(1));
+    call("b"); // t = 1 s
+    clock.advance(Duration::from_secs(1));
+    call("c"); // t = 2 s: evicts "a", the older
+    assert!(m.get("a").is_none());
+    clock.advance(Duration::from_secs(1));
+    assert!(m.get("b").is_some()); // t = 3 s: "b" is now the more recent
+    clock.advance(Duration::from_secs(1));
+    call("d"); // t = 4 s: evicts "c" (looked up at 2 s)
+    assert!(m.get("c").is_none());
+    assert!(m.get("b").is_some() && m.get("d").is_some());
+    assert_eq!(m.evictions(), 2);
+}
+
+#[test]
+fn many_keys_grow_the_tables_and_eviction_keeps_the_count() {
+    let n = iters(1_000, 40);
+    let clock = ManualClock::new();
+    let m = map(&clock, 5, n);
+    for i in 0..n {
+        ok(&m, &format!("first{i}"));
+    }
+    assert_eq!(m.len(), n);
+    assert!((0..n).all(|i| m.get(format!("first{i}").as_str()).is_some()));
+    // All idle: every new key evicts one idle key (an old one or an earlier new one).
+    for i in 0..n {
+        let k = format!("second{i}");
+        ok(&m, &k);
+        assert!(m.get(k.as_str()).is_some());
+        assert_eq!(m.len(), n);
+    }
+    assert_eq!(m.evictions(), n as u64);
+    let snaps = m.snapshots();
+    assert_eq!(snaps.len(), n);
+    // Every entry the map holds is found by its own key (hashes agree after growth).
+    assert!(snaps.iter().all(|(k, _)| m.get(k.as_str()).is_some()));
+}
+
 #[test]
 fn remove_drops_any_key_and_handles_out_keep_working() {
     let clock = ManualClock::new();
