@@ -42,12 +42,14 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use std::vec::Vec;
 
 use hashbrown::HashTable;
+// 64-bit atomics on every target (32-bit ones without them included), as the breaker uses.
+use portable_atomic::AtomicU64;
 
 use crate::breaker::CircuitBreaker;
 use crate::clock::Clock;
