@@ -4,10 +4,10 @@
 //! # Layout
 //! A fixed number of shards ([`SHARDS`]), each a cache-line-aligned `RwLock` over a
 //! `hashbrown::HashTable<Arc<Entry>>` (the entry holds the key next to its breaker). A key is
-//! hashed once: the top bits of the hash pick the shard, the table uses the rest. A lookup
-//! takes its shard's read lock, clones the entry's `Arc` and lets the lock go before the call
-//! runs, so a slow call never holds a lock. Inserts and evictions take one shard's write lock at a time,
-//! never two, so they cannot deadlock. The number of entries is one `AtomicUsize`, reserved
+//! hashed once: the top bits of the hash pick the shard, the table gets the hash with those bits
+//! rotated to the bottom. A lookup takes its shard's read lock, clones the entry's `Arc` and
+//! lets the lock go before the call runs, so a slow call never holds a lock. Inserts and
+//! evictions take one shard's write lock at a time, never two, so they cannot deadlock. The number of entries is one `AtomicUsize`, reserved
 //! before an insert, so the map never holds more than its capacity.
 //!
 //! # Idle
@@ -25,9 +25,10 @@
 //! 4. if [`idle_after`](BreakerMap::idle_after) is set, it has not been looked up for at least
 //!    that long on the map's clock.
 //!
-//! When the map is full and a new key arrives, one idle entry is evicted (the least recently
-//! looked up in the first shard, in rotating order, that has one); when none is idle, the
-//! insert fails with [`MapFull`] and nothing is evicted.
+//! When the map is full and a new key arrives, one idle entry is evicted: from the first shard,
+//! in rotating order, that has one, and with `idle_after` set the one of that shard looked up
+//! least recently (without it, lookups record no time and any idle entry of the shard may go).
+//! When none is idle, the insert fails with [`MapFull`] and nothing is evicted.
 //!
 //! # Keys in events
 //! A per-key breaker is named after the map (its name is a `&'static str`; a key is not).
