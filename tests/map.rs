@@ -552,3 +552,63 @@ fn idle_only_eviction_under_concurrent_use() {
     assert!(m.len() <= CAPACITY);
     let _ = full;
 }
+
+/// No failure is ever lost to eviction: threads report failures on a set of keys while another
+/// floods the map with new keys. A key's first failure pins it (it is no longer idle), and a
+/// failure is only ever recorded through a handle that also pins it, so at the end the failure
+/// counters of those keys add up to exactly the failures reported.
+#[test]
+fn no_failure_is_lost_while_the_map_is_flooded() {
+    const CAPACITY: usize = 8;
+    let keys = ["v0", "v1", "v2", "v3"];
+    // fail_max 127 is the largest: 2 x 120 failures over 4 keys never trip one.
+    let per_thread = iters(120, 6);
+    let clock = ManualClock::new();
+    let m = map(&clock, 127, CAPACITY);
+    let done = AtomicUsize::new(0);
+    let full = AtomicUsize::new(0);
+    let flooding = AtomicBool::new(false);
+    thread::scope(|s| {
+        for t in 0..2 {
+            let (m, done, full, flooding) = (&m, &done, &full, &flooding);
+            s.spawn(move || {
+                while !flooding.load(Ordering::Acquire) {
+                    std::hint::spin_loop();
+                }
+                for i in 0..per_thread {
+                    // Give the flooder time to run between failures.
+                    for _ in 0..iters(2_000, 2) {
+                        std::hint::spin_loop();
+                    }
+                    let k = keys[(i + t) % keys.len()];
+                    match m.call(k, || Err::<(), _>(())) {
+                        Ok(r) => assert!(r.is_err()),
+                        // Possible only before the key's first failure (it holds nothing yet).
+                        Err(_) => {
+                            full.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        let (m, done, full, flooding) = (&m, &done, &full, &flooding);
+        s.spawn(move || {
+            let mut j = 0;
+            flooding.store(true, Ordering::Release);
+            while done.load(Ordering::Relaxed) + full.load(Ordering::Relaxed) < 2 * per_thread {
+                let _ = m.call(&format!("flood{j}"), || Ok::<_, ()>(()));
+                j += 1;
+            }
+        });
+    });
+    let recorded: u32 = keys
+        .iter()
+        .filter_map(|k| m.get(*k))
+        .map(|b| b.fail_counter())
+        .sum();
+    assert_eq!(recorded as usize, done.load(Ordering::Relaxed));
+    assert!(done.load(Ordering::Relaxed) > 0);
+    assert!(m.len() <= CAPACITY);
+}
