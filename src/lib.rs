@@ -110,6 +110,11 @@ pub use event_queue::EventQueue;
 pub mod serde_support;
 #[cfg(feature = "tower")]
 pub mod tower;
+// One breaker per key: a bounded map (`RwLock`, `Arc`, hashbrown's table).
+#[cfg(feature = "map")]
+pub mod map;
+#[cfg(feature = "map")]
+pub use map::{BreakerMap, KeyListener, KeyedBreaker, MapFull};
 
 #[cfg(all(test, loom))]
 mod loom_tests;

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 export CARGO_TERM_COLOR=never
 
 # Features that need std: the crate's own `std`, and `tower` (tower-service is a std crate).
-HOST_ONLY=" std tower "
+HOST_ONLY=" std tower map "
 
 say() { echo; echo "---- $* ($(date +%H:%M:%S))"; }
 start=$SECONDS
@@ -71,6 +71,7 @@ badge type.GuardedStream.html stream
 badge struct.EmbassyClock.html embassy
 badge tower/index.html tower
 badge tower/struct.BreakerLayer.html tower
+badge map/struct.BreakerMap.html map
 echo "feature badges present"
 
 say "feature matrix on the host"

@@ -1,0 +1,633 @@
+//! Scenario tests of `BreakerMap`: capacity, idle-only eviction (also under concurrent use),
+//! eviction refused for busy or failing keys with a typed error, per-key events. Time comes
+//! from `ManualClock` only; threads wait on each other through atomics, never on sleeps.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Barrier, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use atomic_breaker::{
+    BreakerMap, Config, Event, EventKind, EventRecord, Interest, ManualClock, MapFull, Outcome,
+    State,
+};
+
+type Map<'c> = BreakerMap<String, &'c ManualClock>;
+
+fn map(clock: &ManualClock, fail_max: u32, capacity: usize) -> Map<'_> {
+    BreakerMap::try_new(
+        "upstream",
+        Config::new()
+            .fail_max(fail_max)
+            .reset_timeout(Duration::from_secs(30)),
+        clock,
+        capacity,
+    )
+    .unwrap()
+}
+
+fn ok(map: &Map<'_>, key: &str) {
+    assert_eq!(map.call(key, || Ok::<_, ()>(1)).unwrap(), Ok(1));
+}
+
+fn fail(map: &Map<'_>, key: &str) {
+    assert!(map.call(key, || Err::<(), _>("down")).unwrap().is_err());
+}
+
+/// Small loop counts under miri, which is about a thousand times slower.
+const fn iters(native: usize, miri: usize) -> usize {
+    if cfg!(miri) {
+        miri
+    } else {
+        native
+    }
+}
+
+#[test]
+fn capacity_is_respected_and_a_full_map_of_busy_keys_refuses_with_a_typed_error() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 5, 3);
+    assert_eq!(m.capacity(), 3);
+    // Handles out: all three are busy.
+    let held: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|k| m.get_or_insert(*k).unwrap())
+        .collect();
+    assert_eq!(m.len(), 3);
+    let err = m.get_or_insert("d").unwrap_err();
+    assert_eq!(err, MapFull { capacity: 3 });
+    assert!(err.to_string().contains("full"));
+    assert_eq!(m.call("d", || Ok::<_, ()>(1)), Err(MapFull { capacity: 3 }));
+    assert_eq!(m.len(), 3);
+    assert!(m.get("d").is_none());
+    // An existing key is still found when full.
+    assert!(m.get_or_insert("a").unwrap().same_entry(&held[0]));
+    assert_eq!(m.evictions(), 0);
+    drop(held);
+    // Now all three are idle: "d" takes one's place.
+    ok(&m, "d");
+    assert_eq!(m.len(), 3);
+    assert_eq!(m.evictions(), 1);
+    let left = ["a", "b", "c"]
+        .iter()
+        .filter(|k| m.get(**k).is_some())
+        .count();
+    assert_eq!(left, 2);
+}
+
+#[test]
+fn a_map_of_capacity_zero_refuses_every_key() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 5, 0);
+    assert_eq!(m.get_or_insert("a").unwrap_err(), MapFull { capacity: 0 });
+    assert!(m.is_empty());
+}
+
+#[test]
+fn a_closed_key_holding_failures_is_never_evicted_and_keeps_its_count() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 5, 2);
+    fail(&m, "flaky");
+    fail(&m, "flaky");
+    ok(&m, "quiet");
+    // Full; "quiet" is idle, "flaky" holds 2 failures.
+    ok(&m, "new1");
+    assert!(m.get("quiet").is_none(), "the idle key makes room");
+    // "new1" is idle now: it goes next, never "flaky".
+    ok(&m, "new2");
+    assert!(m.get("new1").is_none());
+    let flaky = m.get("flaky").unwrap();
+    assert_eq!(flaky.state(), State::Closed);
+    assert_eq!(flaky.fail_counter(), 2, "the failure history survives");
+    drop(flaky);
+    // With "new2" busy, nothing is idle: refused, and "flaky" is still there.
+    let busy = m.get("new2").unwrap();
+    assert_eq!(
+        m.get_or_insert("new3").unwrap_err(),
+        MapFull { capacity: 2 }
+    );
+    assert_eq!(m.get("flaky").unwrap().fail_counter(), 2);
+    drop(busy);
+    // A success resets the count: then "flaky" is idle like any other.
+    ok(&m, "flaky");
+    assert_eq!(m.get("flaky").unwrap().fail_counter(), 0);
+}
+
+#[test]
+fn open_half_open_forced_open_and_disabled_keys_are_not_idle() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 1, 4);
+    fail(&m, "open");
+    fail(&m, "half-open");
+    ok(&m, "forced");
+    ok(&m, "disabled");
+    assert!(m.get("forced").unwrap().force_open());
+    assert!(m.get("disabled").unwrap().disable());
+    clock.advance(Duration::from_secs(30));
+    // "open" must be re-opened: its period passed. Trip it again from a trial.
+    fail(&m, "open");
+    assert_eq!(m.get("open").unwrap().state(), State::Open);
+    // "half-open": a trial permit held out.
+    let half = m.get("half-open").unwrap();
+    let trial = half.allow().unwrap();
+    assert!(trial.is_trial());
+    assert_eq!(half.state(), State::HalfOpen);
+    // A trial in flight pins the entry through its handle; report it as ignored and drop the
+    // handle: HalfOpen, with no handle out, is still not idle.
+    let _ = trial.ignore();
+    drop(half);
+    assert_eq!(m.get("half-open").unwrap().state(), State::HalfOpen);
+
+    assert_eq!(m.get_or_insert("new").unwrap_err(), MapFull { capacity: 4 });
+    let states: Vec<_> = ["open", "half-open", "forced", "disabled"]
+        .iter()
+        .map(|k| m.get(*k).unwrap().state())
+        .collect();
+    assert_eq!(
+        states,
+        [
+            State::Open,
+            State::HalfOpen,
+            State::ForcedOpen,
+            State::Disabled
+        ]
+    );
+    // Closing "forced" makes it idle: it is the one evicted.
+    assert!(m.get("forced").unwrap().close());
+    ok(&m, "new");
+    assert!(m.get("forced").is_none());
+    assert_eq!(m.len(), 4);
+}
+
+#[test]
+fn a_call_in_flight_pins_its_key() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 5, 1);
+    let r = m.call("running", || {
+        // Closed, no failures, but a call is running: not idle.
+        assert_eq!(
+            m.get_or_insert("other").unwrap_err(),
+            MapFull { capacity: 1 }
+        );
+        Ok::<_, ()>(7)
+    });
+    assert_eq!(r.unwrap(), Ok(7));
+    // Done: now idle.
+    ok(&m, "other");
+    assert!(m.get("running").is_none());
+}
+
+#[test]
+fn an_owned_permit_pins_its_key_until_reported() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 5, 1);
+    let permit =
+        atomic_breaker::CircuitBreaker::allow_owned(m.get_or_insert("a").unwrap()).unwrap();
+    assert_eq!(m.get_or_insert("b").unwrap_err(), MapFull { capacity: 1 });
+    assert_eq!(permit.breaker().key(), "a");
+    let _ = permit.report(Outcome::Success);
+    ok(&m, "b");
+}
+
+#[test]
+fn idle_after_keeps_recently_used_keys_until_their_time() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 5, 1).idle_after(Duration::from_secs(10));
+    ok(&m, "a");
+    clock.advance(Duration::from_secs(9));
+    assert_eq!(m.get_or_insert("b").unwrap_err(), MapFull { capacity: 1 });
+    // A lookup touches it again.
+    assert!(m.get("a").is_some());
+    clock.advance(Duration::from_secs(9));
+    assert_eq!(m.get_or_insert("b").unwrap_err(), MapFull { capacity: 1 });
+    clock.advance(Duration::from_secs(1));
+    ok(&m, "b");
+    assert!(m.get("a").is_none());
+}
+
+#[test]
+fn eviction_takes_the_least_recently_used_idle_key_of_a_shard() {
+    // One shard's worth is hard to force with a random hasher; with every key idle and
+    // `idle_after` set, each eviction still takes an idle key, and the most recent survives.
+    let clock = ManualClock::new();
+    let m = map(&clock, 5, 2).idle_after(Duration::from_millis(1));
+    ok(&m, "old");
+    clock.advance(Duration::from_secs(1));
+    ok(&m, "recent");
+    clock.advance(Duration::from_secs(1));
+    ok(&m, "new");
+    assert_eq!(m.len(), 2);
+    assert!(m.get("new").is_some());
+}
+
+/// Every key hashes to 0: one shard, one probe chain, so the choice among idle keys is
+/// deterministic (the least recently looked up).
+#[derive(Clone, Default)]
+struct OneShard;
+struct Zero;
+impl std::hash::Hasher for Zero {
+    fn finish(&self) -> u64 {
+        0
+    }
+    fn write(&mut self, _: &[u8]) {}
+}
+impl std::hash::BuildHasher for OneShard {
+    type Hasher = Zero;
+    fn build_hasher(&self) -> Zero {
+        Zero
+    }
+}
+
+#[test]
+fn eviction_takes_the_least_recently_looked_up_idle_key() {
+    let clock = ManualClock::new();
+    let m: BreakerMap<String, &ManualClock, 4, OneShard> =
+        BreakerMap::try_with_hasher("upstream", Config::new(), &clock, 2, OneShard)
+            .unwrap()
+            .idle_after(Duration::from_millis(1));
+    let call = |k: &str| assert!(m.call(k, || Ok::<_, ()>(())).unwrap().is_ok());
+    call("a"); // t = 0
+    clock.advance(Duration::from_secs(1));
+    call("b"); // t = 1 s
+    clock.advance(Duration::from_secs(1));
+    call("c"); // t = 2 s: evicts "a", the older
+    assert!(m.get("a").is_none());
+    clock.advance(Duration::from_secs(1));
+    assert!(m.get("b").is_some()); // t = 3 s: "b" is now the more recent
+    clock.advance(Duration::from_secs(1));
+    call("d"); // t = 4 s: evicts "c" (looked up at 2 s)
+    assert!(m.get("c").is_none());
+    assert!(m.get("b").is_some() && m.get("d").is_some());
+    assert_eq!(m.evictions(), 2);
+}
+
+#[test]
+fn many_keys_grow_the_tables_and_eviction_keeps_the_count() {
+    let n = iters(1_000, 40);
+    let clock = ManualClock::new();
+    let m = map(&clock, 5, n);
+    for i in 0..n {
+        ok(&m, &format!("first{i}"));
+    }
+    assert_eq!(m.len(), n);
+    assert!((0..n).all(|i| m.get(format!("first{i}").as_str()).is_some()));
+    // All idle: every new key evicts one idle key (an old one or an earlier new one).
+    for i in 0..n {
+        let k = format!("second{i}");
+        ok(&m, &k);
+        assert!(m.get(k.as_str()).is_some());
+        assert_eq!(m.len(), n);
+    }
+    assert_eq!(m.evictions(), n as u64);
+    let snaps = m.snapshots();
+    assert_eq!(snaps.len(), n);
+    // Every entry the map holds is found by its own key (hashes agree after growth).
+    assert!(snaps.iter().all(|(k, _)| m.get(k.as_str()).is_some()));
+}
+
+#[test]
+fn remove_drops_any_key_and_handles_out_keep_working() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 1, 2);
+    fail(&m, "a");
+    let a = m.remove("a").unwrap();
+    assert_eq!(a.key(), "a");
+    assert_eq!(a.state(), State::Open);
+    assert_eq!(m.len(), 0);
+    assert!(m.remove("a").is_none());
+    // A new breaker for the key, Closed; the old handle still sees its own.
+    ok(&m, "a");
+    assert!(!m.get("a").unwrap().same_entry(&a));
+    assert_eq!(a.state(), State::Open);
+    assert_eq!(m.len(), 1);
+}
+
+#[test]
+fn snapshots_report_every_key() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 2, 8);
+    fail(&m, "a");
+    fail(&m, "b");
+    fail(&m, "b");
+    ok(&m, "c");
+    let mut s = m.snapshots();
+    s.sort_by(|x, y| x.0.cmp(&y.0));
+    let got: Vec<_> = s
+        .iter()
+        .map(|(k, s)| (k.as_str(), s.state, s.fail_counter, s.name))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a", State::Closed, 1, "upstream"),
+            ("b", State::Open, 2, "upstream"),
+            ("c", State::Closed, 0, "upstream"),
+        ]
+    );
+}
+
+// `Event` borrows the caller's error, so the logs keep `EventRecord`s (no error, `'static`).
+static EVENTS: Mutex<Vec<(String, EventRecord)>> = Mutex::new(Vec::new());
+static CHANGES: Mutex<Vec<(String, EventRecord)>> = Mutex::new(Vec::new());
+
+/// The record of an event of the map named "upstream".
+fn rec(kind: EventKind<'_>) -> EventRecord {
+    EventRecord::new(&Event {
+        name: "upstream",
+        kind,
+    })
+}
+
+#[allow(clippy::ptr_arg)] // a `KeyListener<String>` takes `&String`
+fn record(key: &String, e: &Event) {
+    assert_eq!(e.name, "upstream");
+    EVENTS
+        .lock()
+        .unwrap()
+        .push((key.clone(), EventRecord::new(e)));
+}
+
+#[allow(clippy::ptr_arg)] // a `KeyListener<String>` takes `&String`
+fn record_changes(key: &String, e: &Event) {
+    CHANGES
+        .lock()
+        .unwrap()
+        .push((key.clone(), EventRecord::new(e)));
+}
+
+#[test]
+fn per_key_events_carry_the_key() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 2, 4)
+        .with_listener(record)
+        .with_listener_for(Interest::STATE_CHANGES, record_changes);
+    ok(&m, "b");
+    fail(&m, "a");
+    fail(&m, "a");
+    let rejected = m.call("a", || Ok::<_, ()>(1)).unwrap().unwrap_err();
+    assert!(rejected.is_rejected());
+    clock.advance(Duration::from_secs(30));
+    ok(&m, "a"); // the trial closes it
+                 // A classified-ignored call.
+    let _ = m.call_with("b", |_| Outcome::Ignored, || Err::<(), _>("404"));
+    let ev = std::mem::take(&mut *EVENTS.lock().unwrap());
+    let want: Vec<(String, EventRecord)> = vec![
+        ("b".into(), rec(EventKind::BeforeCall)),
+        ("b".into(), rec(EventKind::Success)),
+        ("a".into(), rec(EventKind::BeforeCall)),
+        (
+            "a".into(),
+            rec(EventKind::Failure {
+                failures: 1,
+                error: None,
+            }),
+        ),
+        ("a".into(), rec(EventKind::BeforeCall)),
+        (
+            "a".into(),
+            rec(EventKind::Failure {
+                failures: 2,
+                error: None,
+            }),
+        ),
+        ("a".into(), rec(TRIP)),
+        (
+            "a".into(),
+            rec(EventKind::Rejected {
+                state: State::Open,
+                retry_after: Some(Duration::from_secs(30)),
+            }),
+        ),
+        ("a".into(), rec(EventKind::BeforeCall)),
+        ("a".into(), rec(EventKind::Success)),
+        ("a".into(), rec(RECOVERY)),
+        ("b".into(), rec(EventKind::BeforeCall)),
+        ("b".into(), rec(EventKind::Ignored { error: None })),
+    ];
+    assert_eq!(ev, want);
+    let changes = std::mem::take(&mut *CHANGES.lock().unwrap());
+    assert_eq!(
+        changes,
+        [
+            ("a".to_string(), rec(TRIP)),
+            ("a".to_string(), rec(RECOVERY))
+        ]
+    );
+}
+
+/// The trip of `per_key_events_carry_the_key`: two failures, a 30 s open period.
+const TRIP: EventKind<'static> = EventKind::StateChange {
+    from: State::Closed,
+    to: State::Open,
+    failures: 2,
+    retry_after: Some(Duration::from_secs(30)),
+};
+/// Its recovery by one trial success.
+const RECOVERY: EventKind<'static> = EventKind::StateChange {
+    from: State::HalfOpen,
+    to: State::Closed,
+    failures: 0,
+    retry_after: None,
+};
+
+static TRIPS: AtomicUsize = AtomicUsize::new(0);
+
+fn count_trip_from_half_open(_: &String, e: &Event) {
+    if let EventKind::StateChange {
+        from: State::HalfOpen,
+        to: State::Open,
+        ..
+    } = e.kind
+    {
+        TRIPS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_failed_trial_is_reported_as_half_open_to_open() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 1, 1).with_listener_for(Interest::STATE_CHANGES, count_trip_from_half_open);
+    fail(&m, "a");
+    clock.advance(Duration::from_secs(30));
+    let err = m
+        .call("a", || Err::<(), _>("still down"))
+        .unwrap()
+        .unwrap_err();
+    assert!(err.tripped());
+    assert_eq!(TRIPS.load(Ordering::Relaxed), 1);
+}
+
+/// Threads hammer some keys while another inserts fresh keys far past capacity. A key that
+/// holds failures, an Open key and a key with a call in flight are never evicted, and the
+/// failure count survives exactly; the map never exceeds its capacity.
+#[test]
+fn idle_only_eviction_under_concurrent_use() {
+    const CAPACITY: usize = 6;
+    let failures = iters(100, 5);
+    let inserts = iters(2_000, 20);
+    let hot_calls = iters(5_000, 20);
+
+    let clock = ManualClock::new();
+    let m = map(&clock, 127, CAPACITY);
+    // Open before the threads start (fail_max 127: open it by hand).
+    assert!(m.get_or_insert("open").unwrap().open());
+    let open_gen = m.get("open").unwrap().snapshot().generation;
+
+    let in_flight_started = AtomicBool::new(false);
+    let inserter_done = AtomicBool::new(false);
+    let failing_done = AtomicBool::new(false);
+    let barrier = Barrier::new(4);
+    let (mut ok_inserts, mut full) = (0usize, 0usize);
+    let mut in_flight_handle = None;
+
+    thread::scope(|s| {
+        // Failing key: accumulates failures (never reaches fail_max), interleaved with the
+        // inserts.
+        s.spawn(|| {
+            barrier.wait();
+            for _ in 0..failures {
+                assert!(m.call("failing", || Err::<(), _>(())).unwrap().is_err());
+            }
+            failing_done.store(true, Ordering::Release);
+        });
+        // Hot key: successes, each call in flight while inserts run (it may be evicted between
+        // calls, when idle: that is allowed, and it is recreated; it is never full since it
+        // only needs its own place, which "evict idle" frees).
+        s.spawn(|| {
+            barrier.wait();
+            for _ in 0..hot_calls {
+                let _ = m.call("hot", || Ok::<_, ()>(()));
+            }
+        });
+        // In flight for the whole run.
+        let in_flight = s.spawn(|| {
+            barrier.wait();
+            m.call("inflight", || {
+                let h = m.get("inflight").unwrap();
+                in_flight_started.store(true, Ordering::Release);
+                while !inserter_done.load(Ordering::Acquire) {
+                    std::hint::spin_loop();
+                }
+                Ok::<_, ()>(h)
+            })
+            .unwrap()
+            .unwrap()
+        });
+        // Inserter: fresh keys, each idle right after its call. If an assertion below fails,
+        // the guard still releases the in-flight call, so the test fails instead of hanging.
+        struct Release<'a>(&'a AtomicBool);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Release);
+            }
+        }
+        let release = Release(&inserter_done);
+        barrier.wait();
+        while !in_flight_started.load(Ordering::Acquire) {
+            std::hint::spin_loop();
+        }
+        for i in 0..inserts {
+            match m.call(&format!("k{i}"), || Ok::<_, ()>(())) {
+                Ok(r) => {
+                    assert!(r.is_ok());
+                    ok_inserts += 1;
+                }
+                Err(e) => {
+                    assert_eq!(e, MapFull { capacity: CAPACITY });
+                    full += 1;
+                }
+            }
+            assert!(m.len() <= CAPACITY);
+            // Every pinned key is present at every step.
+            assert_eq!(m.get("open").unwrap().state(), State::Open);
+            assert!(m.get("inflight").is_some());
+        }
+        // Keep inserting until the failing thread is done, so evictions race every failure.
+        let mut j = 0;
+        while !failing_done.load(Ordering::Acquire) {
+            let _ = m.call(&format!("late{j}"), || Ok::<_, ()>(()));
+            j += 1;
+        }
+        drop(release);
+        in_flight_handle = Some(in_flight.join().unwrap());
+    });
+
+    assert!(ok_inserts > 0, "idle keys made room");
+    assert!(m.evictions() > 0);
+    let failing = m.get("failing").unwrap();
+    assert_eq!(failing.state(), State::Closed);
+    assert_eq!(
+        failing.fail_counter() as usize,
+        failures,
+        "every failure is still counted"
+    );
+    let open = m.get("open").unwrap();
+    assert_eq!(open.state(), State::Open);
+    assert_eq!(open.snapshot().generation, open_gen, "the same breaker");
+    assert!(m
+        .get("inflight")
+        .unwrap()
+        .same_entry(&in_flight_handle.unwrap()));
+    assert!(m.len() <= CAPACITY);
+    let _ = full;
+}
+
+/// No failure is ever lost to eviction: threads report failures on a set of keys while another
+/// floods the map with new keys. A key's first failure pins it (it is no longer idle), and a
+/// failure is only ever recorded through a handle that also pins it, so at the end the failure
+/// counters of those keys add up to exactly the failures reported.
+#[test]
+fn no_failure_is_lost_while_the_map_is_flooded() {
+    const CAPACITY: usize = 8;
+    let keys = ["v0", "v1", "v2", "v3"];
+    // fail_max 127 is the largest: 2 x 120 failures over 4 keys never trip one.
+    let per_thread = iters(120, 6);
+    let clock = ManualClock::new();
+    let m = map(&clock, 127, CAPACITY);
+    let done = AtomicUsize::new(0);
+    let full = AtomicUsize::new(0);
+    let flooding = AtomicBool::new(false);
+    thread::scope(|s| {
+        for t in 0..2 {
+            let (m, done, full, flooding) = (&m, &done, &full, &flooding);
+            s.spawn(move || {
+                while !flooding.load(Ordering::Acquire) {
+                    std::hint::spin_loop();
+                }
+                for i in 0..per_thread {
+                    // Give the flooder time to run between failures.
+                    for _ in 0..iters(2_000, 2) {
+                        std::hint::spin_loop();
+                    }
+                    let k = keys[(i + t) % keys.len()];
+                    match m.call(k, || Err::<(), _>(())) {
+                        Ok(r) => assert!(r.is_err()),
+                        // Possible only before the key's first failure (it holds nothing yet).
+                        Err(_) => {
+                            full.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        let (m, done, full, flooding) = (&m, &done, &full, &flooding);
+        s.spawn(move || {
+            let mut j = 0;
+            flooding.store(true, Ordering::Release);
+            while done.load(Ordering::Relaxed) + full.load(Ordering::Relaxed) < 2 * per_thread {
+                let _ = m.call(&format!("flood{j}"), || Ok::<_, ()>(()));
+                j += 1;
+            }
+        });
+    });
+    let recorded: u32 = keys
+        .iter()
+        .filter_map(|k| m.get(*k))
+        .map(|b| b.fail_counter())
+        .sum();
+    assert_eq!(recorded as usize, done.load(Ordering::Relaxed));
+    assert!(done.load(Ordering::Relaxed) > 0);
+    assert!(m.len() <= CAPACITY);
+}
