@@ -579,12 +579,46 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         Ok(id)
     }
 
+    /// The id of the `n`-th listener (0 first) added in the constructor with
+    /// [`with_listener`](Self::with_listener) or [`with_listener_for`](Self::with_listener_for),
+    /// in the order of those calls; `None` if fewer were added. With it, a listener built into a
+    /// `static` breaker can be removed like one added at run time. It stays the same for the
+    /// breaker's life: after its listener is removed, it removes nothing (a listener added
+    /// later in the same slot has another id).
+    ///
+    /// ```
+    /// use atomic_breaker::{CircuitBreaker, Config, Event, ManualClock};
+    ///
+    /// fn audit(_: &Event) {}
+    /// fn page(_: &Event) {}
+    /// static CLOCK: ManualClock = ManualClock::new();
+    /// static DB: CircuitBreaker<&ManualClock> = CircuitBreaker::new("db", Config::new(), &CLOCK)
+    ///     .with_listener(audit)
+    ///     .with_listener(page);
+    ///
+    /// let page_id = DB.const_listener_id(1).unwrap();
+    /// assert!(DB.remove_listener(page_id));
+    /// assert!(!DB.remove_listener(page_id));
+    /// assert_eq!(DB.listener_count(), 1);
+    /// assert_eq!(DB.const_listener_id(2), None);
+    /// ```
+    pub fn const_listener_id(&self, n: usize) -> Option<ListenerId> {
+        self.listeners.const_id(n)
+    }
+
+    /// The ids of every listener added in the constructor, in the order they were added (see
+    /// [`const_listener_id`](Self::const_listener_id)); removed ones included.
+    pub fn const_listener_ids(&self) -> impl Iterator<Item = ListenerId> + '_ {
+        (0..self.listeners.const_count()).filter_map(|n| self.listeners.const_id(n))
+    }
+
     /// Removes a listener; `false` if `id` was already removed.
     ///
     /// Not a barrier: a dispatch that had already taken its snapshot of the table (on another
     /// thread, or further up this thread's stack) may still call the removed listener once
     /// after this returns `true`; no dispatch that starts later does. `id` must come from this
-    /// breaker's [`add_listener`](Self::add_listener): ids are per breaker, and another
+    /// breaker's [`add_listener`](Self::add_listener) or
+    /// [`const_listener_id`](Self::const_listener_id): ids are per breaker, and another
     /// breaker's id may name, and remove, a listener here.
     pub fn remove_listener(&self, id: ListenerId) -> bool {
         let removed = self.listeners.remove(id);

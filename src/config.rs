@@ -277,6 +277,16 @@ pub enum ConfigError {
     Jitter(u8),
     /// A `trip_for` period longer than [`MAX_PERIOD`].
     TripPeriod(Duration),
+    /// A configuration field (named) was given a negative number (feature `serde`).
+    Negative(&'static str),
+    /// A configuration field (named) was given a number too large for it to hold (feature
+    /// `serde`): more than `u32::MAX` for a count, `u64::MAX` for milliseconds, 255 for a
+    /// percentage.
+    TooLarge(&'static str),
+    /// A configuration field (named) was given an empty string (feature `serde`).
+    Empty(&'static str),
+    /// `backoff_jitter_percent` without `backoff_max_ms` (feature `serde`).
+    JitterWithoutBackoff,
 }
 
 impl ConfigError {
@@ -293,6 +303,12 @@ impl ConfigError {
             }
             ConfigError::Jitter(_) => "backoff jitter must be at most 100 percent",
             ConfigError::TripPeriod(_) => "trip_for period must be at most 24 hours",
+            ConfigError::Negative(_) => "a configuration value must not be negative",
+            ConfigError::TooLarge(_) => "a configuration value is too large",
+            ConfigError::Empty(_) => "a configuration value is empty",
+            ConfigError::JitterWithoutBackoff => {
+                "backoff_jitter_percent needs backoff_max_ms (jitter applies to a backoff)"
+            }
         }
     }
 }
@@ -308,6 +324,10 @@ impl fmt::Display for ConfigError {
             | ConfigError::BackoffMax(d)
             | ConfigError::TripPeriod(d) => write!(f, "{} (got {d:?})", self.message()),
             ConfigError::Jitter(p) => write!(f, "{} (got {p})", self.message()),
+            ConfigError::Negative(field) => write!(f, "{field} must not be negative"),
+            ConfigError::TooLarge(field) => write!(f, "{field} is too large"),
+            ConfigError::Empty(field) => write!(f, "{field} is empty (expected a whole number)"),
+            ConfigError::JitterWithoutBackoff => f.write_str(self.message()),
         }
     }
 }

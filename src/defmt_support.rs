@@ -218,6 +218,14 @@ impl Format for ConfigError {
                 defmt::write!(f, "{=str} (got {})", self.message(), Ms(d))
             }
             ConfigError::Jitter(p) => defmt::write!(f, "{=str} (got {=u8})", self.message(), p),
+            ConfigError::Negative(field) => defmt::write!(f, "{=str} must not be negative", field),
+            ConfigError::TooLarge(field) => {
+                defmt::write!(f, "{=str} is too large", field)
+            }
+            ConfigError::Empty(field) => {
+                defmt::write!(f, "{=str} is empty (expected a whole number)", field)
+            }
+            ConfigError::JitterWithoutBackoff => defmt::write!(f, "{=str}", self.message()),
         }
     }
 }

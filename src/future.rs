@@ -77,8 +77,9 @@ pub type DefaultClassifier<T, E> = fn(&Result<T, E>) -> Outcome;
 /// forever; with the feature `stream`, `FusedFuture::is_terminated` tells it not to.
 ///
 /// Implements `Future<Output = Result<T, Error<E>>>` when `F: FnOnce() -> Fut`,
-/// `Fut: Future<Output = Result<T, E>>` and `K: FnOnce(&Result<T, E>) -> Outcome`; also
-/// `Debug`, and with the feature `stream` `futures_core::FusedFuture`.
+/// `Fut: Future<Output = Result<T, E>>`, `E: Debug` (the error is lent to the `Failure` or
+/// `Ignored` event) and `K: FnOnce(&Result<T, E>) -> Outcome`; also `Debug`, and with the
+/// feature `stream` `futures_core::FusedFuture`.
 pub type CallAsync<'a, C, const L: usize, F, Fut, K> = CallFuture<Gate<'a, C, L>, F, Fut, K>;
 
 /// The future of [`CircuitBreaker::guard`] and [`guard_with`](CircuitBreaker::guard_with): an
@@ -87,9 +88,9 @@ pub type CallAsync<'a, C, const L: usize, F, Fut, K> = CallFuture<Gate<'a, C, L>
 /// It is `Send` when `Fut` and `K` are and the clock is `Sync`. Admission at the first poll,
 /// cancellation and panics work as for [`CallAsync`](CallAsync#cancellation).
 ///
-/// Implements `Future<Output = Result<T, Error<E>>>` when `Fut: Future<Output = Result<T, E>>`
-/// and `K: FnOnce(&Result<T, E>) -> Outcome`; also `Debug`, and with the feature `stream`
-/// `futures_core::FusedFuture`.
+/// Implements `Future<Output = Result<T, Error<E>>>` when `Fut: Future<Output = Result<T, E>>`,
+/// `E: Debug` and `K: FnOnce(&Result<T, E>) -> Outcome`; also `Debug`, and with the feature
+/// `stream` `futures_core::FusedFuture`.
 pub type Guarded<'a, C, const L: usize, Fut, K> = GuardFuture<Gate<'a, C, L>, Fut, K>;
 
 /// The breaker side of a guarded future or stream: the breaker, and the permit while a call is
@@ -136,13 +137,13 @@ impl<C: Clock, const L: usize> fmt::Debug for Gate<'_, C, L> {
 ///
 /// `permit` is `None` only when a guard is polled again after its inner future panicked: that
 /// panic already counted (with `std`) or gave the slot back, and the rest is not reported.
-pub(crate) fn settle<C: Clock, const L: usize, T, E>(
+pub(crate) fn settle<C: Clock, const L: usize, T, E: fmt::Debug>(
     permit: Option<Permit<'_, C, L>>,
     outcome: Outcome,
     result: Result<T, E>,
 ) -> Result<T, Error<E>> {
     let tripped = match permit {
-        Some(p) => p.report(outcome) == Recorded::Tripped,
+        Some(p) => p.report_result(outcome, &result) == Recorded::Tripped,
         None => false,
     };
     result.map_err(|error| Error::Failed { error, tripped })
@@ -187,6 +188,7 @@ where
     C: Clock,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
+    E: fmt::Debug,
     K: FnOnce(&Result<T, E>) -> Outcome,
 {
     type Output = Result<T, Error<E>>;
@@ -247,6 +249,7 @@ where
     C: Clock,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
+    E: fmt::Debug,
     K: FnOnce(&Result<T, E>) -> Outcome,
 {
     fn is_terminated(&self) -> bool {
@@ -295,6 +298,7 @@ impl<'a, C, const L: usize, Fut, K, T, E> Future for GuardFuture<Gate<'a, C, L>,
 where
     C: Clock,
     Fut: Future<Output = Result<T, E>>,
+    E: fmt::Debug,
     K: FnOnce(&Result<T, E>) -> Outcome,
 {
     type Output = Result<T, Error<E>>;
@@ -345,6 +349,7 @@ impl<'a, C, const L: usize, Fut, K, T, E> futures_core::FusedFuture
 where
     C: Clock,
     Fut: Future<Output = Result<T, E>>,
+    E: fmt::Debug,
     K: FnOnce(&Result<T, E>) -> Outcome,
 {
     fn is_terminated(&self) -> bool {
@@ -410,6 +415,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
+        E: fmt::Debug,
     {
         self.call_async_with(Outcome::of as DefaultClassifier<T, E>, f)
     }
@@ -448,6 +454,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         K: FnOnce(&Result<T, E>) -> Outcome,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
+        E: fmt::Debug,
     {
         CallFuture::new(Gate::new(self), f, classify)
     }
@@ -480,6 +487,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     ) -> Guarded<'_, C, L, I::IntoFuture, DefaultClassifier<T, E>>
     where
         I: IntoFuture<Output = Result<T, E>>,
+        E: fmt::Debug,
     {
         self.guard_with(Outcome::of as DefaultClassifier<T, E>, fut)
     }
@@ -490,6 +498,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     where
         K: FnOnce(&Result<T, E>) -> Outcome,
         I: IntoFuture<Output = Result<T, E>>,
+        E: fmt::Debug,
     {
         GuardFuture {
             stage: GuardStage::Live {

@@ -48,6 +48,7 @@ impl<C, const L: usize, I, K, T, E> Iterator for GuardedIter<'_, C, L, I, K>
 where
     C: Clock,
     I: Iterator<Item = Result<T, E>>,
+    E: fmt::Debug,
     K: FnMut(&Result<T, E>) -> Outcome,
 {
     type Item = Result<T, Error<E>>;
@@ -84,6 +85,7 @@ impl<C, const L: usize, I, K, T, E> FusedIterator for GuardedIter<'_, C, L, I, K
 where
     C: Clock,
     I: Iterator<Item = Result<T, E>>,
+    E: fmt::Debug,
     K: FnMut(&Result<T, E>) -> Outcome,
 {
 }
@@ -157,6 +159,7 @@ impl<C, const L: usize, I, K, T, E> Iterator for GuardedIterRun<'_, C, L, I, K>
 where
     C: Clock,
     I: Iterator<Item = Result<T, E>>,
+    E: fmt::Debug,
     K: FnMut(&Result<T, E>) -> Outcome,
 {
     type Item = Result<T, Error<E>>;
@@ -193,6 +196,7 @@ impl<C, const L: usize, I, K, T, E> FusedIterator for GuardedIterRun<'_, C, L, I
 where
     C: Clock,
     I: Iterator<Item = Result<T, E>>,
+    E: fmt::Debug,
     K: FnMut(&Result<T, E>) -> Outcome,
 {
 }
@@ -243,7 +247,7 @@ pub(crate) fn run_begin<'a, C: Clock, const L: usize, T, E>(
 
 /// After pulling `item` of a run under `permit`: reports the run's end or its first failure, or
 /// keeps the permit in the gate for the next item.
-pub(crate) fn run_end<'a, C: Clock, const L: usize, T, E>(
+pub(crate) fn run_end<'a, C: Clock, const L: usize, T, E: fmt::Debug>(
     gate: &mut Gate<'a, C, L>,
     phase: &mut Phase,
     permit: Option<Permit<'a, C, L>>,
@@ -310,6 +314,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     ) -> GuardedIter<'_, C, L, I::IntoIter, DefaultClassifier<T, E>>
     where
         I: IntoIterator<Item = Result<T, E>>,
+        E: fmt::Debug,
     {
         self.guard_iter_with(Outcome::of as DefaultClassifier<T, E>, iter)
     }
@@ -324,6 +329,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     where
         K: FnMut(&Result<T, E>) -> Outcome,
         I: IntoIterator<Item = Result<T, E>>,
+        E: fmt::Debug,
     {
         GuardedIter {
             breaker: self,
@@ -365,6 +371,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     ) -> GuardedIterRun<'_, C, L, I::IntoIter, DefaultClassifier<T, E>>
     where
         I: IntoIterator<Item = Result<T, E>>,
+        E: fmt::Debug,
     {
         self.guard_iter_run_with(Outcome::of as DefaultClassifier<T, E>, iter)
     }
@@ -379,6 +386,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     where
         K: FnMut(&Result<T, E>) -> Outcome,
         I: IntoIterator<Item = Result<T, E>>,
+        E: fmt::Debug,
     {
         GuardedIterRun {
             iter: iter.into_iter(),

@@ -62,6 +62,9 @@
 //!   `tracing` events.
 //! - `critical-section`: pass-through to `portable-atomic` for targets without native
 //!   compare-and-swap; for final binaries only.
+//! - `serde`: `Serialize` for [`Snapshot`], [`State`], [`Event`] and [`Config`]; [`Config`]
+//!   deserializable, validated, from files and environment maps with `*_ms` integer fields
+//!   (see [`serde_support`]). `no_std`, no allocation.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -108,6 +111,8 @@ mod event_queue;
 pub use event_queue::EventQueue;
 #[cfg(feature = "metrics")]
 pub mod metrics_listener;
+#[cfg(feature = "serde")]
+pub mod serde_support;
 #[cfg(feature = "tower")]
 pub mod tower;
 #[cfg(feature = "tracing")]

@@ -150,6 +150,26 @@ impl<const N: usize> Listeners<N> {
         }
     }
 
+    /// The id of the `n`-th listener (0 first) added by [`with`](Self::with), or `None` if
+    /// fewer were. `with` fills slot `n` with sequence number `n + 1`, and `add` never hands
+    /// out a number up to `filled`, so the id names that listener and, once it is removed,
+    /// nothing.
+    pub(crate) fn const_id(&self, n: usize) -> Option<ListenerId> {
+        if n < self.filled {
+            Some(ListenerId {
+                slot: n as u32,
+                seq: n as u32 + 1,
+            })
+        } else {
+            None
+        }
+    }
+
+    /// How many listeners [`with`](Self::with) added.
+    pub(crate) fn const_count(&self) -> usize {
+        self.filled
+    }
+
     /// Adds `f`, given the events `interest` names; it runs after every listener added before
     /// it. The caller mirrors [`wants_calls`](Self::wants_calls) into the state word after.
     pub(crate) fn add(

@@ -90,7 +90,7 @@ fn begin_iteration<const K: usize>() {
     TRIALS_HELD[K].store(0, Relaxed);
 }
 
-fn log<const K: usize>() -> Vec<(u8, Event)> {
+fn log<const K: usize>() -> Vec<(u8, EventRecord)> {
     LOGS[K].lock().unwrap().clone()
 }
 

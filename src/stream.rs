@@ -32,7 +32,7 @@ use crate::state::Outcome;
 /// back, as a dropped [`CallAsync`](crate::CallAsync) does.
 ///
 /// Implements `Stream<Item = Result<T, Error<E>>>` and `FusedStream` when
-/// `S: Stream<Item = Result<T, E>>` and `K: FnMut(&Result<T, E>) -> Outcome`; also `Debug`.
+/// `S: Stream<Item = Result<T, E>>`, `E: Debug` and `K: FnMut(&Result<T, E>) -> Outcome`; also `Debug`.
 pub type GuardedStream<'a, C, const L: usize, S, K> = StreamGuard<Gate<'a, C, L>, S, K>;
 
 /// A stream of `Result`s whose whole run is **one** guarded call: from
@@ -46,7 +46,7 @@ pub type GuardedStream<'a, C, const L: usize, S, K> = StreamGuard<Gate<'a, C, L>
 /// success; dropped before either, it counts nothing and gives back its half-open trial slot.
 ///
 /// Implements `Stream<Item = Result<T, Error<E>>>` and `FusedStream` when
-/// `S: Stream<Item = Result<T, E>>` and `K: FnMut(&Result<T, E>) -> Outcome`; also `Debug`,
+/// `S: Stream<Item = Result<T, E>>`, `E: Debug` and `K: FnMut(&Result<T, E>) -> Outcome`; also `Debug`,
 /// and has the method `finish(self: Pin<&mut Self>) -> Option<Recorded>` (see
 /// [`GuardedIterRun::finish`](crate::GuardedIterRun::finish)).
 pub type GuardedStreamRun<'a, C, const L: usize, S, K> = StreamRunGuard<Gate<'a, C, L>, S, K>;
@@ -69,6 +69,7 @@ impl<'a, C, const L: usize, S, K, T, E> Stream for StreamGuard<Gate<'a, C, L>, S
 where
     C: Clock,
     S: Stream<Item = Result<T, E>>,
+    E: fmt::Debug,
     K: FnMut(&Result<T, E>) -> Outcome,
 {
     type Item = Result<T, Error<E>>;
@@ -114,6 +115,7 @@ impl<'a, C, const L: usize, S, K, T, E> FusedStream for StreamGuard<Gate<'a, C, 
 where
     C: Clock,
     S: Stream<Item = Result<T, E>>,
+    E: fmt::Debug,
     K: FnMut(&Result<T, E>) -> Outcome,
 {
     fn is_terminated(&self) -> bool {
@@ -162,6 +164,7 @@ impl<'a, C, const L: usize, S, K, T, E> Stream for StreamRunGuard<Gate<'a, C, L>
 where
     C: Clock,
     S: Stream<Item = Result<T, E>>,
+    E: fmt::Debug,
     K: FnMut(&Result<T, E>) -> Outcome,
 {
     type Item = Result<T, Error<E>>;
@@ -198,6 +201,7 @@ impl<'a, C, const L: usize, S, K, T, E> FusedStream for StreamRunGuard<Gate<'a, 
 where
     C: Clock,
     S: Stream<Item = Result<T, E>>,
+    E: fmt::Debug,
     K: FnMut(&Result<T, E>) -> Outcome,
 {
     fn is_terminated(&self) -> bool {
@@ -254,6 +258,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     ) -> GuardedStream<'_, C, L, S, DefaultClassifier<T, E>>
     where
         S: Stream<Item = Result<T, E>>,
+        E: fmt::Debug,
     {
         self.guard_stream_with(Outcome::of as DefaultClassifier<T, E>, stream)
     }
@@ -268,6 +273,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     where
         K: FnMut(&Result<T, E>) -> Outcome,
         S: Stream<Item = Result<T, E>>,
+        E: fmt::Debug,
     {
         StreamGuard {
             stream,
@@ -300,6 +306,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     ) -> GuardedStreamRun<'_, C, L, S, DefaultClassifier<T, E>>
     where
         S: Stream<Item = Result<T, E>>,
+        E: fmt::Debug,
     {
         self.guard_stream_run_with(Outcome::of as DefaultClassifier<T, E>, stream)
     }
@@ -314,6 +321,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     where
         K: FnMut(&Result<T, E>) -> Outcome,
         S: Stream<Item = Result<T, E>>,
+        E: fmt::Debug,
     {
         StreamRunGuard {
             stream,

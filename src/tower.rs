@@ -441,10 +441,17 @@ where
                         Poll::Pending
                     }
                     Poll::Ready(result) => {
+                        let outcome = classify.classify(&result);
+                        // Converted first, so the event can borrow the `BoxError` (which is
+                        // `Debug`) without asking the inner service's error type for `Debug`.
+                        let result = result.map_err(Into::into);
                         if let Some(p) = held {
-                            p.report(classify.classify(&result));
+                            match &result {
+                                Err(e) => p.report_with(outcome, e),
+                                Ok(_) => p.report(outcome),
+                            };
                         }
-                        Poll::Ready(result.map_err(Into::into))
+                        Poll::Ready(result)
                     }
                 }
             }

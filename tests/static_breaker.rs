@@ -185,3 +185,87 @@ fn static_breaker_on_std_clock_shared_by_threads() {
         .is_err_and(|e| e.is_rejected() && e.retry_after().is_some())));
     assert!(STD_BREAKER.opened_at().is_some());
 }
+
+// ------------------------------------------------------------------ ids of const listeners
+
+static ID_CLOCK: ManualClock = ManualClock::new();
+static ID_STATE: AtomicUsize = AtomicUsize::new(0);
+static ID_CALLS: AtomicUsize = AtomicUsize::new(0);
+static ID_LATE: AtomicUsize = AtomicUsize::new(0);
+
+fn id_state(_: &Event) {
+    ID_STATE.fetch_add(1, Ordering::Relaxed);
+}
+fn id_calls(_: &Event) {
+    ID_CALLS.fetch_add(1, Ordering::Relaxed);
+}
+fn id_late(_: &Event) {
+    ID_LATE.fetch_add(1, Ordering::Relaxed);
+}
+
+static WITH_IDS: CircuitBreaker<&'static ManualClock, 2> = CircuitBreaker::new(
+    "static-ids",
+    Config::new()
+        .fail_max(1)
+        .reset_timeout(Duration::from_secs(1)),
+    &ID_CLOCK,
+)
+.with_listener_for(atomic_breaker::Interest::STATE_CHANGES, id_state)
+.with_listener_for(atomic_breaker::Interest::CALLS, id_calls);
+
+/// Listeners built into a `static` are removed by the ids `const_listener_id` gives, like
+/// run-time ones: a removed one hears nothing more, and its id never removes a listener added
+/// later in its slot.
+#[test]
+fn const_listeners_have_ids_and_can_be_removed() {
+    let ids: Vec<_> = WITH_IDS.const_listener_ids().collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(WITH_IDS.const_listener_id(0), Some(ids[0]));
+    assert_eq!(WITH_IDS.const_listener_id(1), Some(ids[1]));
+    assert_eq!(WITH_IDS.const_listener_id(2), None);
+    assert_ne!(ids[0], ids[1]);
+
+    assert_eq!(WITH_IDS.call(|| Ok::<_, ()>(())), Ok(()));
+    assert_eq!(
+        ID_CALLS.load(Ordering::Relaxed),
+        2,
+        "BeforeCall and Success"
+    );
+
+    // The per-call listener goes: calls dispatch nothing more.
+    assert!(WITH_IDS.remove_listener(ids[1]));
+    assert!(!WITH_IDS.remove_listener(ids[1]));
+    assert_eq!(WITH_IDS.listener_count(), 1);
+    assert_eq!(WITH_IDS.call(|| Ok::<_, ()>(())), Ok(()));
+    assert_eq!(ID_CALLS.load(Ordering::Relaxed), 2);
+
+    // A run-time listener takes the freed slot (the table holds 2); the stale id leaves it.
+    let late = WITH_IDS.add_listener(id_late).unwrap();
+    assert!(!WITH_IDS.remove_listener(ids[1]));
+    assert_eq!(
+        WITH_IDS.const_listener_id(1),
+        Some(ids[1]),
+        "ids do not change"
+    );
+    let _ = WITH_IDS.call(|| Err::<(), _>(()));
+    assert_eq!(WITH_IDS.state(), State::Open);
+    assert_eq!(ID_STATE.load(Ordering::Relaxed), 1, "the trip");
+    assert_eq!(
+        ID_LATE.load(Ordering::Relaxed),
+        3,
+        "BeforeCall, Failure, the trip"
+    );
+
+    // The state listener goes too; the run-time one stays until its own id removes it.
+    assert!(WITH_IDS.remove_listener(ids[0]));
+    assert!(WITH_IDS.close());
+    assert_eq!(ID_STATE.load(Ordering::Relaxed), 1);
+    assert_eq!(ID_LATE.load(Ordering::Relaxed), 4);
+    assert!(WITH_IDS.remove_listener(late));
+    assert_eq!(WITH_IDS.listener_count(), 0);
+    assert_eq!(
+        WITH_IDS.const_listener_ids().count(),
+        2,
+        "removed ones keep their ids"
+    );
+}
