@@ -62,8 +62,17 @@
 //! the state word; a health endpoint can call it before rendering.
 //!
 //! # Cost
-//! Every record builds the key (the breaker's name is a label, so the facade allocates its
-//! label list) and looks it up in the recorder; the benchmark figures are in `BENCHMARKS.md`.
+//! The per-call events (outcomes and rejections) go through handles cached per thread and per
+//! breaker name: one check of which recorder is current (the thread's local recorder, the
+//! global one or the no-op one; handles are registered again when it changes) and one update
+//! of the recorder's counter, a shared atomic in `metrics-exporter-prometheus`. The first
+//! such event of a breaker on a thread registers its four call series and its fail counter
+//! (at 0). State changes, rare, build their keys each time. The benchmark figures, one and
+//! two threads, are in `BENCHMARKS.md`.
+
+use std::cell::RefCell;
+
+use ::metrics::{Counter, Gauge};
 
 use crate::breaker::CircuitBreaker;
 use crate::clock::Clock;
@@ -115,16 +124,16 @@ pub const fn state_label(state: State) -> &'static str {
 pub fn listener(event: &Event<'_>) {
     let name = event.name;
     match event.kind {
-        EventKind::Success => {
-            count_call(name, "successful");
-            set_fail_counter(name, 0);
-        }
-        EventKind::Failure { failures, .. } => {
-            count_call(name, "failed");
-            set_fail_counter(name, failures);
-        }
-        EventKind::Ignored { .. } => count_call(name, "ignored"),
-        EventKind::Rejected { .. } => count_call(name, "not_permitted"),
+        EventKind::Success => with_handles(name, |h| {
+            h.successful.increment(1);
+            h.fail_counter.set(0.0);
+        }),
+        EventKind::Failure { failures, .. } => with_handles(name, |h| {
+            h.failed.increment(1);
+            h.fail_counter.set(failures);
+        }),
+        EventKind::Ignored { .. } => with_handles(name, |h| h.ignored.increment(1)),
+        EventKind::Rejected { .. } => with_handles(name, |h| h.not_permitted.increment(1)),
         EventKind::StateChange {
             from, to, failures, ..
         } => {
@@ -134,6 +143,79 @@ pub fn listener(event: &Event<'_>) {
             set_fail_counter(name, fail_counter_after(to, failures));
         }
         _ => {}
+    }
+}
+
+/// The handles of one breaker's per-call series, registered with one recorder.
+struct Handles {
+    /// The address of the recorder they were registered with. (A zero-sized recorder, such
+    /// as the facade's no-op one, could share its address with another zero-sized one; it
+    /// holds no state of its own, so its handles forward to the same place either way.)
+    recorder: *const (),
+    name: &'static str,
+    successful: Counter,
+    failed: Counter,
+    ignored: Counter,
+    not_permitted: Counter,
+    fail_counter: Gauge,
+}
+
+impl Handles {
+    fn new(name: &'static str, recorder: *const ()) -> Handles {
+        Handles {
+            recorder,
+            name,
+            successful: ::metrics::counter!(CALLS, "name" => name, "kind" => "successful"),
+            failed: ::metrics::counter!(CALLS, "name" => name, "kind" => "failed"),
+            ignored: ::metrics::counter!(CALLS, "name" => name, "kind" => "ignored"),
+            not_permitted: ::metrics::counter!(CALLS, "name" => name, "kind" => "not_permitted"),
+            fail_counter: ::metrics::gauge!(FAIL_COUNTER, "name" => name),
+        }
+    }
+
+    fn registered_with(&self, recorder: *const ()) -> bool {
+        self.recorder == recorder
+    }
+}
+
+std::thread_local! {
+    /// Per thread, the per-call handles of every breaker name seen, so that the hot events
+    /// (outcomes and rejections) cost one recorder check and one handle update instead of a
+    /// key construction (an allocation: the name is a dynamic label) and a registry lookup.
+    static HANDLES: RefCell<Vec<Handles>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on the cached handles of breaker `name` for the current recorder (the thread's
+/// local recorder, else the global one, else the facade's no-op), registering them on first
+/// use and again whenever the current recorder is another one (installed later, or a local
+/// recorder in a test). Falls back to fresh, uncached handles if the cache is unavailable
+/// (re-entered from a recorder, or during thread teardown).
+fn with_handles(name: &'static str, f: impl Fn(&Handles)) {
+    let recorder = ::metrics::with_recorder(|r| core::ptr::from_ref(r).cast::<()>());
+    let cached = HANDLES.try_with(|cell| {
+        let Ok(mut cache) = cell.try_borrow_mut() else {
+            return false;
+        };
+        let slot = cache
+            .iter()
+            .position(|h| h.name.as_ptr() == name.as_ptr() && h.name.len() == name.len());
+        let i = match slot {
+            Some(i) => {
+                if !cache[i].registered_with(recorder) {
+                    cache[i] = Handles::new(name, recorder);
+                }
+                i
+            }
+            None => {
+                cache.push(Handles::new(name, recorder));
+                cache.len() - 1
+            }
+        };
+        f(&cache[i]);
+        true
+    });
+    if cached != Ok(true) {
+        f(&Handles::new(name, recorder));
     }
 }
 
@@ -194,10 +276,6 @@ pub fn describe() {
         ::metrics::Unit::Count,
         "Consecutive failures counted by a circuit breaker"
     );
-}
-
-fn count_call(name: &'static str, kind: &'static str) {
-    ::metrics::counter!(CALLS, "name" => name, "kind" => kind).increment(1);
 }
 
 fn set_fail_counter(name: &'static str, n: u32) {

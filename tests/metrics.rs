@@ -243,9 +243,23 @@ fn state_only_listener_records_no_call_outcomes_but_every_change_and_rejection()
     assert_eq!(
         rec.counters_of("db"),
         BTreeMap::from([
+            // The first rejection registered every call series of the breaker; only
+            // not_permitted moved.
+            (
+                "circuit_breaker_calls_total{name=\"db\",kind=\"failed\"}".to_owned(),
+                0
+            ),
+            (
+                "circuit_breaker_calls_total{name=\"db\",kind=\"ignored\"}".to_owned(),
+                0
+            ),
             (
                 "circuit_breaker_calls_total{name=\"db\",kind=\"not_permitted\"}".to_owned(),
                 4
+            ),
+            (
+                "circuit_breaker_calls_total{name=\"db\",kind=\"successful\"}".to_owned(),
+                0
             ),
             (
                 "circuit_breaker_transitions_total{name=\"db\",from=\"closed\",to=\"open\"}"
@@ -446,7 +460,11 @@ fn breakers_are_told_apart_by_the_name_label() {
         fail(&cache); // trips cache only
     });
     assert_eq!(rec.calls("db", "successful"), Some(1));
-    assert_eq!(rec.calls("db", "failed"), None);
+    assert_eq!(
+        rec.calls("db", "failed"),
+        Some(0),
+        "registered with the other kinds"
+    );
     assert_eq!(rec.calls("cache", "failed"), Some(1));
     assert_eq!(rec.transitions("cache", "closed", "open"), Some(1));
     assert_eq!(rec.transitions("db", "closed", "open"), None);
@@ -467,4 +485,26 @@ fn fits_a_static_breaker() {
     });
     assert_eq!(rec.transitions("static", "closed", "open"), Some(1));
     assert_eq!(rec.state("static"), one_hot("open"));
+}
+
+/// The listener caches per-thread handles; they follow the current recorder: nothing recorded
+/// before a recorder exists leaks into it, and each recorder gets its own counts, on one thread.
+#[test]
+fn cached_handles_follow_the_current_recorder() {
+    let (first, second) = (Rec::default(), Rec::default());
+    let clock = ManualClock::new();
+    let b = breaker(&clock).with_listener_for(PER_CALL, m::listener);
+    ok(&b); // no recorder: the facade's no-op one
+    metrics::with_local_recorder(&first, || {
+        ok(&b);
+        fail(&b);
+    });
+    metrics::with_local_recorder(&second, || ok(&b));
+    metrics::with_local_recorder(&first, || ok(&b));
+    assert_eq!(first.calls("db", "successful"), Some(2));
+    assert_eq!(first.calls("db", "failed"), Some(1));
+    assert_eq!(first.fail_counter("db"), Some(0.0));
+    assert_eq!(second.calls("db", "successful"), Some(1));
+    // The first event registers all of a breaker's call series, at 0.
+    assert_eq!(second.calls("db", "failed"), Some(0));
 }

@@ -44,12 +44,10 @@ pub fn health_json(snapshots: &[Snapshot]) -> Value {
         all_up &= status == "UP";
         let mut entry = serde_json::Map::new();
         entry.insert("status".to_owned(), json!(status));
-        entry.insert("state".to_owned(), json!(s.state.name()));
-        entry.insert("fail_counter".to_owned(), json!(s.fail_counter));
-        entry.insert(
-            "retry_after_ms".to_owned(),
-            json!(s.retry_after.map(|d| d.as_millis() as u64)),
-        );
+        // The snapshot's own fields, as the `serde` feature writes them (durations as `*_ms`).
+        if let Ok(Value::Object(fields)) = serde_json::to_value(s) {
+            entry.extend(fields);
+        }
         breakers.insert(s.name.to_owned(), Value::Object(entry));
     }
     json!({

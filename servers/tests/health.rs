@@ -205,14 +205,14 @@ async fn metrics_and_health_endpoints_after_a_scripted_scenario() {
     assert_eq!(breakers["db"]["status"], "UP");
     assert_eq!(breakers["cache"]["status"], "UP");
     assert_eq!(breakers["payments"]["status"], "DOWN");
-    assert_eq!(breakers["db"]["state"], "closed");
+    assert_eq!(breakers["db"]["state"], "Closed");
     assert_eq!(
         breakers["db"]["fail_counter"], 0,
         "the success after the first scrape"
     );
     assert_eq!(breakers["db"]["retry_after_ms"], Value::Null);
-    assert_eq!(breakers["cache"]["state"], "closed");
-    assert_eq!(breakers["payments"]["state"], "open");
+    assert_eq!(breakers["cache"]["state"], "Closed");
+    assert_eq!(breakers["payments"]["state"], "Open");
     assert_eq!(breakers["payments"]["fail_counter"], 2);
     assert_eq!(
         breakers["payments"]["retry_after_ms"], 20_000,
