@@ -5,7 +5,9 @@
 //! - `metrics_closed_path`, one thread, `allow()` + `success()` on `StdClock` breakers:
 //!   `no_listener`; `state_only` (the listener registered with `STATE_ONLY`: the target is
 //!   within 10% of `no_listener`); `per_call` (registered with `PER_CALL`: the listener counts
-//!   every call); and, to explain `per_call`, `counter_macro` (one `counter!` with the `name`
+//!   every call); and, to explain `per_call`, `per_call_noop_listener` (the same dispatch to a
+//!   listener doing nothing), `listener_alone_success` (the listener called directly with a
+//!   `Success` event: cached handles, a counter add and a gauge store), `counter_macro` (one `counter!` with the `name`
 //!   and `kind` labels: key construction and recorder lookup) and `counter_handle` (one
 //!   increment of a registered Prometheus counter: an atomic add).
 //! - `metrics_two_threads`: the same breakers from one thread and from two threads sharing the
@@ -20,7 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use atomic_breaker::metrics_listener::{self, PER_CALL, STATE_ONLY};
-use atomic_breaker::{CircuitBreaker, Clock, Config, State, StdClock};
+use atomic_breaker::{CircuitBreaker, Clock, Config, Event, EventKind, State, StdClock};
 use criterion::{BenchmarkGroup, Criterion};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
@@ -72,6 +74,11 @@ fn on_threads<S: Sync>(threads: usize, iters: u64, shared: &S, op: impl Fn(&S) +
     })
 }
 
+/// A listener that does nothing, to show what per-call dispatch alone costs.
+fn noop_listener(e: &Event<'_>) {
+    black_box(e);
+}
+
 struct Breakers {
     none: CircuitBreaker<StdClock>,
     state_only: CircuitBreaker<StdClock>,
@@ -104,6 +111,18 @@ fn closed_path(c: &mut Criterion) {
     g.bench_function("no_listener", |i| i.iter(|| allow_success(&b.none)));
     g.bench_function("state_only", |i| i.iter(|| allow_success(&b.state_only)));
     g.bench_function("per_call", |i| i.iter(|| allow_success(&b.per_call)));
+    let noop = breaker("bench_noop");
+    noop.add_listener_for(PER_CALL, noop_listener).unwrap();
+    g.bench_function("per_call_noop_listener", |i| {
+        i.iter(|| allow_success(&noop))
+    });
+    let success = Event {
+        name: "bench_direct",
+        kind: EventKind::Success,
+    };
+    g.bench_function("listener_alone_success", |i| {
+        i.iter(|| metrics_listener::listener(black_box(&success)))
+    });
     g.bench_function("counter_macro", |i| {
         i.iter(|| {
             metrics::counter!("bench_macro_total", "name" => black_box("bench"), "kind" => "successful")
