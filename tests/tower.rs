@@ -571,3 +571,33 @@ fn debug_output_names_the_breaker() {
     let fut = svc.call("req");
     assert!(format!("{fut:?}").contains("Open"));
 }
+
+// ------------------------------------------------------------------ events
+
+/// The layer lends the inner service's error (as the `BoxError` it returns) to the `Failure`
+/// event, and a success carries none.
+#[test]
+fn failure_events_carry_the_inner_error() {
+    use atomic_breaker::{Event, EventKind};
+    use std::sync::Mutex;
+    static SEEN: Mutex<Vec<(u32, String)>> = Mutex::new(Vec::new());
+    fn record(e: &Event) {
+        if let EventKind::Failure { failures, error } = e.kind {
+            let error = error.map(|d| format!("{d:?}")).unwrap_or_default();
+            SEEN.lock().unwrap().push((failures, error));
+        }
+    }
+    let b = Arc::new(
+        CircuitBreaker::new("events", Config::new().fail_max(3), clock()).with_listener(record),
+    );
+    let (mut svc, mut handle) = service(&b);
+    handle.allow(10);
+    assert_eq!(round_trip(&mut svc, &mut handle, 200).unwrap(), 200);
+    let err = round_trip(&mut svc, &mut handle, 0).unwrap_err();
+    assert_eq!(
+        *SEEN.lock().unwrap(),
+        [(1, format!("{err:?}"))],
+        "the error the caller got"
+    );
+    assert!(format!("{err:?}").contains("connection reset"));
+}
