@@ -64,11 +64,15 @@
 //! # Cost
 //! The per-call events (outcomes and rejections) go through handles cached per thread and per
 //! breaker name: one check of which recorder is current (the thread's local recorder, the
-//! global one or the no-op one; handles are registered again when it changes) and one update
-//! of the recorder's counter, a shared atomic in `metrics-exporter-prometheus`. The first
-//! such event of a breaker on a thread registers its four call series and its fail counter
-//! (at 0). State changes, rare, build their keys each time. The benchmark figures, one and
-//! two threads, are in `BENCHMARKS.md`.
+//! global one or the no-op one; handles are registered again when it changes) and one counter
+//! update (plus a fail-counter gauge store for successes and failures), each a shared atomic
+//! in `metrics-exporter-prometheus`. The first such event of a breaker on a thread registers
+//! its four call series and its fail counter (at 0). State changes, rare, build their keys
+//! each time. The benchmark figures, one and two threads, are in `BENCHMARKS.md`.
+//!
+//! Recorders are told apart by address: a test that drops a local recorder and installs
+//! another at the same address, on the same thread, keeps the first one's handles (give each
+//! test its own recorder value alive for the whole test, as `tests/metrics.rs` does).
 
 use std::cell::RefCell;
 
