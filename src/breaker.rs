@@ -238,6 +238,11 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// A rejected call returns [`Error::Rejected`](crate::Error::Rejected) without running `f`;
     /// an executed failure returns [`Error::Failed`](crate::Error::Failed) with the caller's
     /// error and whether this call tripped the breaker.
+    ///
+    /// The error is lent to the listeners' [`Failure`](EventKind::Failure) event as a
+    /// `&dyn Debug`, hence `E: Debug`: nothing is copied or allocated, and without a listener
+    /// that wants per-call events nothing reads it. For an error type without `Debug`, use
+    /// [`allow`](Self::allow) and [`Permit::failure`].
     #[inline]
     pub fn call<T, E: fmt::Debug>(
         &self,

@@ -196,13 +196,6 @@ impl EventKind<'_> {
         }
     }
 
-    /// The caller's error a `Failure` or `Ignored` event carries, if any.
-    pub fn error(&self) -> Option<&dyn fmt::Debug> {
-        match *self {
-            EventKind::Failure { error, .. } | EventKind::Ignored { error } => error,
-            _ => None,
-        }
-    }
 }
 
 /// A copy of an [`Event`] that owns what it holds (the caller's error left out), so it is
@@ -320,6 +313,16 @@ impl EventRecord {
 impl From<&Event<'_>> for EventRecord {
     fn from(event: &Event<'_>) -> EventRecord {
         EventRecord::new(event)
+    }
+}
+
+impl<'a> EventKind<'a> {
+    /// The caller's error a `Failure` or `Ignored` event carries, if any.
+    pub fn error(&self) -> Option<&'a dyn fmt::Debug> {
+        match *self {
+            EventKind::Failure { error, .. } | EventKind::Ignored { error } => error,
+            _ => None,
+        }
     }
 }
 

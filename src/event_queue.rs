@@ -71,7 +71,8 @@ use crate::event::{Event, EventRecord};
 /// - **Drain from one context** (the main loop, or one task). Several consumers are memory-safe,
 ///   but each sees only part of the stream.
 /// - **Capacity** `N` is a power of two, at least 2 (a compile-time error otherwise). Each slot
-///   holds one [`Event`] and a `usize` sequence number: 36 bytes per slot on 32-bit targets.
+///   holds one [`EventRecord`] (an event without its borrowed error) and a `usize` sequence
+///   number: 40 bytes per slot on thumbv7m (the record is 32).
 pub struct EventQueue<const N: usize> {
     queue: heapless::mpmc::Queue<EventRecord, N>,
     dropped: AtomicU32,
