@@ -30,7 +30,8 @@
 //! ```
 //!
 //! The feature builds without `std` (the `tracing` crate without its default features), so a
-//! firmware with a `tracing` subscriber can use it too.
+//! firmware with a `tracing` subscriber can use it too, on targets with native compare-and-swap
+//! (thumbv7m and up; not thumbv6m, where `tracing-core` does not build).
 
 use core::time::Duration;
 
