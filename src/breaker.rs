@@ -239,9 +239,12 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// an executed failure returns [`Error::Failed`](crate::Error::Failed) with the caller's
     /// error and whether this call tripped the breaker.
     ///
-    /// The error is lent to the listeners' [`Failure`](EventKind::Failure) event as a
-    /// `&dyn Debug`, hence `E: Debug`: nothing is copied or allocated, and without a listener
-    /// that wants per-call events nothing reads it. For an error type without `Debug`, use
+    /// With the feature `std`, the error is lent to the listeners'
+    /// [`Failure`](EventKind::Failure) event as a `&dyn Debug`, hence `E: Debug` (required
+    /// with or without `std`, so that features stay additive): nothing is copied or allocated,
+    /// and without a listener that wants per-call events nothing reads it. Without `std` no
+    /// error is lent (it would link `E`'s `Debug` into the firmware); use
+    /// [`Permit::failure_with`] to lend one. For an error type without `Debug`, use
     /// [`allow`](Self::allow) and [`Permit::failure`].
     #[inline]
     pub fn call<T, E: fmt::Debug>(

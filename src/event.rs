@@ -133,10 +133,12 @@ pub enum EventKind<'a> {
         /// this failure tripped the breaker, 1 after a failed half-open trial, unchanged when
         /// the report was dropped).
         failures: u32,
-        /// The caller's error, when the report carried one: [`call`](crate::CircuitBreaker::call)
-        /// and the other guarded forms pass their `Err`, a permit passes the error given to
-        /// [`failure_with`](crate::Permit::failure_with) (`None` from plain
-        /// [`failure`](crate::Permit::failure)).
+        /// The caller's error, when the report carried one: with the feature `std`,
+        /// [`call`](crate::CircuitBreaker::call) and the other guarded forms pass their `Err`;
+        /// a permit passes the error given to [`failure_with`](crate::Permit::failure_with)
+        /// (`None` from plain [`failure`](crate::Permit::failure)). Without `std` the guarded
+        /// forms pass `None`: lending would link the error's `Debug` (and `core::fmt`) into
+        /// every firmware, listener or not.
         error: Option<&'a dyn fmt::Debug>,
     },
     /// An admitted call ended with an error classified as ignored.
@@ -195,7 +197,6 @@ impl EventKind<'_> {
             },
         }
     }
-
 }
 
 /// A copy of an [`Event`] that owns what it holds (the caller's error left out), so it is

@@ -56,6 +56,8 @@ struct Timeout {
     after_ms: u32,
 }
 
+/// With `std` (without it nothing is lent: see `without_std_guarded_calls_lend_no_error`).
+#[cfg(feature = "std")]
 #[test]
 fn call_lends_its_error_to_the_failure_event() {
     let clock = ManualClock::new();
@@ -79,6 +81,8 @@ fn call_lends_its_error_to_the_failure_event() {
     );
 }
 
+/// With `std` (without it nothing is lent: see `without_std_guarded_calls_lend_no_error`).
+#[cfg(feature = "std")]
 #[test]
 fn an_ignored_error_is_lent_too_and_an_excluded_one_reports_a_plain_success() {
     let clock = ManualClock::new();
@@ -97,6 +101,27 @@ fn an_ignored_error_is_lent_too_and_an_excluded_one_reports_a_plain_success() {
             ),
             (name, EventKind::BeforeCall, None),
             (name, EventKind::Success, None),
+        ]
+    );
+}
+
+/// Without `std`, `call` lends no error (it would link the error's `Debug` into firmware), but
+/// still reports the failure and its count; a permit still lends one when asked.
+#[cfg(not(feature = "std"))]
+#[test]
+fn without_std_guarded_calls_lend_no_error() {
+    let clock = ManualClock::new();
+    let name = "without_std_no_error";
+    let b = breaker(name, Config::new().fail_max(3), &clock);
+    let _ = b.call(|| Err::<(), _>(Timeout { after_ms: 250 }));
+    assert_eq!(b.allow().unwrap().failure_with(&7), Recorded::Counted);
+    assert_eq!(
+        take(name),
+        [
+            (name, EventKind::BeforeCall, None),
+            (name, failure(1), None),
+            (name, EventKind::BeforeCall, None),
+            (name, failure(2), Some("7".to_string())),
         ]
     );
 }
@@ -135,6 +160,8 @@ fn permits_lend_an_error_only_when_given_one() {
     );
 }
 
+/// With `std` (without it nothing is lent: see `without_std_guarded_calls_lend_no_error`).
+#[cfg(feature = "std")]
 #[test]
 fn call_async_and_guarded_iterators_lend_their_errors() {
     let clock = ManualClock::new();
