@@ -34,7 +34,7 @@ grep -qF 'circuit_breaker_state{name="payments",state="open"} 1' "$out" || {
   echo "servers: the health example did not show payments open in /metrics" >&2
   exit 1
 }
-grep -qF '"status":"DEGRADED"' "$out" || {
+grep -qF '"status": "DEGRADED"' "$out" || {
   echo "servers: the health example's /health did not say DEGRADED" >&2
   exit 1
 }

@@ -58,7 +58,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!("health view on http://{addr}/health and http://{addr}/metrics\n");
 
     let (status, _, health) = get(addr, "/health").await?;
-    println!("GET /health -> {status}\n{health}\n");
+    let pretty = serde_json::from_str::<serde_json::Value>(&health)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or(health);
+    println!("GET /health -> {status}\n{pretty}\n");
     let (status, _, text) = get(addr, "/metrics").await?;
     println!("GET /metrics -> {status}");
     for line in text.lines().filter(|l| l.contains("circuit_breaker_")) {
