@@ -57,6 +57,9 @@
 //!   `embedded_time::Clock`).
 //! - `tower`: [`tower::BreakerLayer`], a tower `Layer` and `Service` for axum, tonic and hyper
 //!   stacks (implies `std`, as `tower-service` does).
+//! - `metrics`: [`metrics_listener`], Prometheus-style metrics through the `metrics` facade
+//!   (implies `std`). `tracing`: [`tracing_listener`], trips, recoveries and rejections as
+//!   `tracing` events.
 //! - `critical-section`: pass-through to `portable-atomic` for targets without native
 //!   compare-and-swap; for final binaries only.
 //! - `serde`: `Serialize` for [`Snapshot`], [`State`], [`Event`] and [`Config`]; [`Config`]
@@ -106,6 +109,8 @@ pub use embedded_time_clock::EmbeddedTimeClock;
 mod event_queue;
 #[cfg(feature = "heapless")]
 pub use event_queue::EventQueue;
+#[cfg(feature = "metrics")]
+pub mod metrics_listener;
 #[cfg(feature = "serde")]
 pub mod serde_support;
 #[cfg(feature = "tower")]
@@ -115,6 +120,8 @@ pub mod tower;
 pub mod map;
 #[cfg(feature = "map")]
 pub use map::{BreakerMap, KeyListener, KeyedBreaker, MapFull};
+#[cfg(feature = "tracing")]
+pub mod tracing_listener;
 
 #[cfg(all(test, loom))]
 mod loom_tests;

@@ -4,6 +4,8 @@
 //! (`cargo run -p atomic-breaker-servers --example axum_breaker`), the round-trip tests and the
 //! benchmark against tower-resilience.
 
+pub mod health;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
