@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TERM_COLOR=never
 
-# Features that need std: the crate's own `std`, `tower` (tower-service is a std crate) and
+# Features that need std: the crate's own `std`, `tower` (tower-service is a std crate),
 # `metrics` (the metrics facade is a std crate), and `map` (`RwLock`, `Arc`).
 HOST_ONLY=" std tower metrics map "
 # no_std features that need native compare-and-swap, so not thumbv6m: `tracing` (tracing-core's
