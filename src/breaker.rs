@@ -195,27 +195,28 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
             let observed = self.emit_before_call();
             return Ok(Permit::new(self, gen, false, observed));
         }
-        if w.state() == State::Open {
-            let now = self.clock.now_ms();
-            if let Some(ms) = open_rejects(w, now) {
-                return Err(self.reject(State::Open, Some(ms)));
+        // One rejection site for both ways to be rejected: `reject` (the `Duration`, the event)
+        // is inlined once, not twice (flash).
+        let (state, retry_after_ms) = 'rejected: {
+            if w.state() == State::Open {
+                let now = self.clock.now_ms();
+                if let Some(ms) = open_rejects(w, now) {
+                    break 'rejected (State::Open, Some(ms));
+                }
             }
-        }
-        let (old, step, now) = self.apply(Op::Acquire);
-        match step.effect {
-            Effect::Admitted { gen, trial } => {
-                self.after_change(old, &step, now);
-                let observed = self.emit_before_call();
-                Ok(Permit::new(self, gen, trial, observed))
+            let (old, step, now) = self.apply(Op::Acquire);
+            match step.effect {
+                Effect::Admitted { gen, trial } => {
+                    self.after_change(old, &step, now);
+                    let observed = self.emit_before_call();
+                    return Ok(Permit::new(self, gen, trial, observed));
+                }
+                Effect::Rejected { retry_after_ms } => (old.state(), retry_after_ms),
+                // `Acquire` yields only the two effects above.
+                _ => (old.state(), None),
             }
-            Effect::Rejected { retry_after_ms } => Err(self.reject(old.state(), retry_after_ms)),
-            // `Acquire` yields only the two effects above.
-            _ => Err(Rejected {
-                name: self.name,
-                state: old.state(),
-                retry_after: None,
-            }),
-        }
+        };
+        Err(self.reject(state, retry_after_ms))
     }
 
     /// A rejection in `state`, with its event.
@@ -721,6 +722,8 @@ impl<C: Clock, const L: usize> Env for BreakerEnv<'_, C, L> {
         t
     }
 
+    // Always inlined: out of line (as thumbv6m left it) it costs a call and a copy of the whole
+    // `Params`, and keeps the caller from dropping the fields its branch does not read.
     fn params(&self) -> Params {
         let b = self.b;
         Params {

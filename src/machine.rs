@@ -346,22 +346,29 @@ fn open_word(w: Word, count: u32, level: u32, env: &impl Env) -> Word {
 
 /// The open period for backoff exponent `level`, with jitter drawn from the trip's own time and
 /// generation: fixed for that trip, never re-drawn.
+///
+/// In 32-bit arithmetic: every period is at most [`MAX_PERIOD_MS`] (< 2^27), so no 64-bit
+/// multiply or variable 64-bit shift is needed (each is a library call on Cortex-M0).
 pub(crate) fn open_period(p: &Params, level: u32, now: u64, gen: u16) -> u64 {
     let Some(max) = p.backoff_max_ms else {
         return p.reset_timeout_ms;
     };
-    let grown = p
-        .reset_timeout_ms
-        .checked_shl(level)
-        .filter(|g| g >> level == p.reset_timeout_ms)
-        .unwrap_or(u64::MAX);
-    let period = grown.min(max).min(MAX_PERIOD_MS);
+    let cap = max.min(MAX_PERIOD_MS) as u32;
+    let reset = p.reset_timeout_ms.min(MAX_PERIOD_MS) as u32;
+    let level = level.min(31);
+    // min(reset * 2^level, cap) without overflow: reset * 2^level > cap exactly when
+    // reset > floor(cap / 2^level).
+    let period = if reset > cap >> level {
+        cap
+    } else {
+        reset << level
+    };
     if p.jitter_percent == 0 || period == 0 {
-        return period;
+        return period as u64;
     }
     // A 32-bit integer hash (lowbias32) of the trip's time, generation and the breaker's salt:
     // 32 random bits are all the jitter needs, and 32-bit multiplies are single instructions on
-    // every Cortex-M (64-bit ones are library calls on Cortex-M0).
+    // every Cortex-M.
     let mut z = (now as u32) ^ ((now >> 32) as u32).rotate_left(16) ^ ((gen as u32) << 16);
     z ^= p.salt as u32 ^ (p.salt >> 32) as u32;
     z ^= z >> 16;
@@ -370,12 +377,20 @@ pub(crate) fn open_period(p: &Params, level: u32, now: u64, gen: u16) -> u64 {
     z = z.wrapping_mul(0x846C_A68B);
     z ^= z >> 16;
     // A fraction in [0, jitter_percent / 100) of the period, in parts per 2^32: the random
-    // 32 bits times jitter_percent * floor(2^32 / 100), so no division (firmware has no 64-bit
-    // divide) and `frac < 2^32`.
-    let frac = (z as u64 * (p.jitter_percent as u64 * 42_949_672)) >> 32;
-    // period * frac / 2^32 in 64-bit halves (period < 2^38, frac < 2^32): no u128 multiply.
-    let cut = (period >> 32) * frac + (((period & 0xFFFF_FFFF) * frac) >> 32);
-    period - cut.min(period)
+    // 32 bits times jitter_percent * floor(2^32 / 100) (< 2^32), so no division.
+    let frac = mul_hi(z, p.jitter_percent.min(100) as u32 * 42_949_672);
+    let cut = mul_hi(period, frac);
+    (period - cut.min(period)) as u64
+}
+
+/// `floor(a * b / 2^32)`, exact, from four 16 x 16-bit products: no 64-bit multiply.
+const fn mul_hi(a: u32, b: u32) -> u32 {
+    let (a1, a0) = (a >> 16, a & 0xFFFF);
+    let (b1, b0) = (b >> 16, b & 0xFFFF);
+    let (lo, m1, m2) = (a0 * b0, a1 * b0, a0 * b1);
+    // The carry out of the low half: below 3 * 2^16, no overflow.
+    let mid = (lo >> 16) + (m1 & 0xFFFF) + (m2 & 0xFFFF);
+    a1 * b1 + (m1 >> 16) + (m2 >> 16) + (mid >> 16)
 }
 
 #[cfg(test)]
@@ -899,6 +914,82 @@ mod tests {
         assert!(lo < 1_650 && hi > 1_950, "{lo}..{hi}");
         // Trips at the same instant in different generations draw differently.
         assert_ne!(open_period(&p, 1, 5_000, 3), open_period(&p, 1, 5_000, 4));
+    }
+
+    #[test]
+    fn mul_hi_is_the_high_half_of_the_64_bit_product() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let edges = [
+            0,
+            1,
+            0xFFFF,
+            0x1_0000,
+            0xFFFF_FFFF,
+            0x8000_0000,
+            4_294_967_200,
+        ];
+        for a in edges {
+            for b in edges {
+                assert_eq!(mul_hi(a, b) as u64, (a as u64 * b as u64) >> 32, "{a} {b}");
+            }
+        }
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let (a, b) = (x as u32, (x >> 32) as u32);
+            assert_eq!(mul_hi(a, b) as u64, (a as u64 * b as u64) >> 32, "{a} {b}");
+        }
+    }
+
+    /// The 32-bit `open_period` against the 64-bit formula it replaced, for every level, cap and
+    /// jitter the configuration allows (and levels past the field's width).
+    #[test]
+    fn open_period_matches_the_64_bit_formula() {
+        fn reference(p: &Params, level: u32, now: u64, gen: u16) -> u64 {
+            let Some(max) = p.backoff_max_ms else {
+                return p.reset_timeout_ms;
+            };
+            let grown = p
+                .reset_timeout_ms
+                .checked_shl(level)
+                .filter(|g| g >> level == p.reset_timeout_ms)
+                .unwrap_or(u64::MAX);
+            let period = grown.min(max).min(MAX_PERIOD_MS);
+            if p.jitter_percent == 0 || period == 0 {
+                return period;
+            }
+            let mut z = (now as u32) ^ ((now >> 32) as u32).rotate_left(16) ^ ((gen as u32) << 16);
+            z ^= p.salt as u32 ^ (p.salt >> 32) as u32;
+            z ^= z >> 16;
+            z = z.wrapping_mul(0x7FEB_352D);
+            z ^= z >> 15;
+            z = z.wrapping_mul(0x846C_A68B);
+            z ^= z >> 16;
+            let frac = (z as u64 * (p.jitter_percent as u64 * 42_949_672)) >> 32;
+            let cut = (period >> 32) * frac + (((period & 0xFFFF_FFFF) * frac) >> 32);
+            period - cut.min(period)
+        }
+        let mut p = params();
+        p.salt = 0xDEAD_BEEF_0BAD_F00D;
+        for reset in [0, 1, 999, 1_000, 60_000, MAX_PERIOD_MS / 3, MAX_PERIOD_MS] {
+            for max in [reset, reset + 1, 5_000.max(reset), MAX_PERIOD_MS] {
+                for jitter in [0, 1, 20, 50, 99, 100] {
+                    for level in 0..=40 {
+                        for (now, gen) in [(0, 0), (12_345, 7), (u64::MAX - 5, 65_535)] {
+                            p.reset_timeout_ms = reset;
+                            p.backoff_max_ms = Some(max);
+                            p.jitter_percent = jitter;
+                            assert_eq!(
+                                open_period(&p, level, now, gen),
+                                reference(&p, level, now, gen),
+                                "{reset} {max} {jitter} {level} {now}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
