@@ -22,7 +22,8 @@ use crate::error::Rejected;
 use crate::event::{Event, EventKind, Interest, Listener};
 use crate::listeners::{self, ListenerId, ListenerTableFull, Listeners};
 use crate::machine::{
-    closed_admit, closed_success_is_noop, open_rejects, transition, Effect, Env, Op, Params, Step,
+    self, closed_admit, closed_success_is_noop, open_rejects, transition, Effect, Env, Op, Params,
+    PeriodFn, Step,
 };
 use crate::permit::{Permit, Recorded};
 use crate::snapshot::Snapshot;
@@ -51,11 +52,16 @@ pub struct CircuitBreaker<C, const L: usize = 4> {
     opened_at: AtomicU64,
     fail_max: AtomicU32,
     success_threshold: AtomicU32,
-    reset_timeout_ms: AtomicU64,
+    /// At most `MAX_PERIOD` (24 h, < 2^27 ms), so 32 bits: a 64-bit atomic load is a critical
+    /// section on most microcontrollers.
+    reset_timeout_ms: AtomicU32,
     half_open_max_calls: u32,
     lease_ms: u64,
     backoff_max_ms: Option<u64>,
     jitter_percent: u8,
+    /// `machine::open_period`, or `machine::fixed_period` without backoff: chosen in `build`,
+    /// so a `static` breaker without backoff links no backoff or jitter code (flash).
+    open_period: PeriodFn,
     name: &'static str,
     listeners: Listeners<L>,
     listener_panics: AtomicU32,
@@ -107,20 +113,25 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     loom_const_fn! {
         /// Builds from a configuration already validated.
         fn build(name: &'static str, config: Config, clock: C) -> Self {
-            let (backoff_max_ms, jitter_percent) = match config.backoff {
-                Some(b) => (Some(duration_ms(b.max)), b.jitter_percent),
-                None => (None, 0),
+            let (backoff_max_ms, jitter_percent, open_period) = match config.backoff {
+                Some(b) => (
+                    Some(duration_ms(b.max)),
+                    b.jitter_percent,
+                    machine::open_period as PeriodFn,
+                ),
+                None => (None, 0, machine::fixed_period as PeriodFn),
             };
             CircuitBreaker {
                 word: AtomicU64::new(Word::INITIAL.0),
                 opened_at: AtomicU64::new(0),
                 fail_max: AtomicU32::new(config.fail_max),
                 success_threshold: AtomicU32::new(config.success_threshold),
-                reset_timeout_ms: AtomicU64::new(duration_ms(config.reset_timeout)),
+                reset_timeout_ms: AtomicU32::new(duration_ms(config.reset_timeout) as u32),
                 half_open_max_calls: config.half_open_max_calls,
                 lease_ms: duration_ms(config.trial_lease),
                 backoff_max_ms,
                 jitter_percent,
+                open_period,
                 name,
                 listeners: Listeners::new(),
                 listener_panics: AtomicU32::new(0),
@@ -381,7 +392,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
 
     /// The open period before backoff.
     pub fn reset_timeout(&self) -> Duration {
-        config::ms_to_duration(self.reset_timeout_ms.load(Ordering::Relaxed))
+        config::ms_to_duration(u64::from(self.reset_timeout_ms.load(Ordering::Relaxed)))
     }
 
     /// Changes `reset_timeout` at run time. It applies from the next trip: the deadline of an
@@ -394,7 +405,8 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
                 return Err(ConfigError::ResetTimeout(d));
             }
         }
-        self.reset_timeout_ms.store(ms, Ordering::Relaxed);
+        // `check_reset_timeout` bounds `ms` by `MAX_PERIOD`: it fits.
+        self.reset_timeout_ms.store(ms as u32, Ordering::Relaxed);
         Ok(())
     }
 
@@ -730,12 +742,16 @@ impl<C: Clock, const L: usize> Env for BreakerEnv<'_, C, L> {
             fail_max: b.fail_max.load(Ordering::Relaxed),
             success_threshold: b.success_threshold.load(Ordering::Relaxed),
             half_open_max_calls: b.half_open_max_calls,
-            reset_timeout_ms: b.reset_timeout_ms.load(Ordering::Relaxed),
+            reset_timeout_ms: u64::from(b.reset_timeout_ms.load(Ordering::Relaxed)),
             lease_ms: b.lease_ms,
             backoff_max_ms: b.backoff_max_ms,
             jitter_percent: b.jitter_percent,
             salt: (b as *const CircuitBreaker<C, L>).addr() as u64,
         }
+    }
+
+    fn open_period(&self, p: &Params, level: u32, now: u64, gen: u16) -> u64 {
+        (self.b.open_period)(p, level, now, gen)
     }
 }
 

@@ -207,13 +207,16 @@ pub(crate) const fn ms_to_duration(ms: u64) -> Duration {
     let mut secs: u64 = 0;
     let mut rem: u32 = 0;
     let mut shift = 64;
+    // The halves as `u32`s: a variable shift of a `u64` is a library call on Cortex-M0.
+    let (hi, lo) = ((ms >> 32) as u32, ms as u32);
     while shift > 0 {
         shift -= 4;
+        let half = if shift >= 32 { hi } else { lo };
         // rem < 1000, so t < 1000 * 16 + 16 < 2^14, and t / 1000 < 16: one 4-bit digit.
         // floor(t * 16_778 / 2^24) == t / 1000 for every t < 2^14 (16_778 = ceil(2^24 / 1000);
         // its excess, 0.784 / 2^24 per unit of t, stays below 1/1000 of a unit for t < 2^14:
         // checked exhaustively by `digit_reciprocal_is_exact`), and t * 16_778 < 2^28.
-        let t = (rem << 4) | ((ms >> shift) as u32 & 0xF);
+        let t = (rem << 4) | ((half >> (shift % 32)) & 0xF);
         let q = (t * DIGIT_RECIPROCAL) >> 24;
         secs = (secs << 4) | q as u64;
         rem = t - q * 1000;

@@ -29,6 +29,24 @@ pub(crate) trait Env {
     fn now(&self) -> u64;
     /// The current configuration.
     fn params(&self) -> Params;
+    /// The open period of a trip: [`open_period`]. The breaker overrides it with the function
+    /// its configuration needs, chosen when it is built, so a breaker without backoff built in a
+    /// `static` links no backoff or jitter code (see [`PeriodFn`]).
+    fn open_period(&self, p: &Params, level: u32, now: u64, gen: u16) -> u64 {
+        open_period(p, level, now, gen)
+    }
+}
+
+/// How a breaker computes its open period: [`open_period`], or [`fixed_period`] when it has no
+/// backoff. A `static` breaker's initialiser refers to the one it uses only, so firmware without
+/// backoff does not link the other (the configuration itself is read at run time: a `static`
+/// holding atomics is mutable memory, its plain fields included).
+pub(crate) type PeriodFn = fn(&Params, u32, u64, u16) -> u64;
+
+/// The open period without backoff: `reset_timeout`. What [`open_period`] returns when
+/// `backoff_max_ms` is `None`.
+pub(crate) fn fixed_period(p: &Params, _level: u32, _now: u64, _gen: u16) -> u64 {
+    p.reset_timeout_ms
 }
 
 /// One operation on the breaker.
@@ -340,7 +358,7 @@ fn open_word(w: Word, count: u32, level: u32, env: &impl Env) -> Word {
     let now = env.now();
     let p = env.params();
     let next = reset(w, State::Open).with_count(count).with_level(level);
-    let period = open_period(&p, level, now, next.generation());
+    let period = env.open_period(&p, level, now, next.generation());
     next.with_until(now.wrapping_add(period))
 }
 
@@ -376,21 +394,17 @@ pub(crate) fn open_period(p: &Params, level: u32, now: u64, gen: u16) -> u64 {
     z ^= z >> 15;
     z = z.wrapping_mul(0x846C_A68B);
     z ^= z >> 16;
-    // A fraction in [0, jitter_percent / 100) of the period, in parts per 2^32: the random
-    // 32 bits times jitter_percent * floor(2^32 / 100) (< 2^32), so no division.
-    let frac = mul_hi(z, p.jitter_percent.min(100) as u32 * 42_949_672);
-    let cut = mul_hi(period, frac);
-    (period - cut.min(period)) as u64
+    // A fraction in [0, jitter_percent / 100) of the period, in parts per 2^16: 16 random bits
+    // times jitter_percent * floor(2^16 / 100) (655), over 2^16. No division, and only 32-bit
+    // multiplies (a 32 x 32 -> 64-bit one is a library call on Cortex-M0).
+    let frac = ((z >> 16) * (p.jitter_percent.min(100) as u32 * 655)) >> 16;
+    (period - scale(period, frac)) as u64
 }
 
-/// `floor(a * b / 2^32)`, exact, from four 16 x 16-bit products: no 64-bit multiply.
-const fn mul_hi(a: u32, b: u32) -> u32 {
-    let (a1, a0) = (a >> 16, a & 0xFFFF);
-    let (b1, b0) = (b >> 16, b & 0xFFFF);
-    let (lo, m1, m2) = (a0 * b0, a1 * b0, a0 * b1);
-    // The carry out of the low half: below 3 * 2^16, no overflow.
-    let mid = (lo >> 16) + (m1 & 0xFFFF) + (m2 & 0xFFFF);
-    a1 * b1 + (m1 >> 16) + (m2 >> 16) + (mid >> 16)
+/// `floor(period * frac / 2^16)` for `period < 2^27` and `frac < 2^16`, in two 32-bit multiplies
+/// (the high and low 16 bits of `period`): exact, and never more than `period`.
+const fn scale(period: u32, frac: u32) -> u32 {
+    (period >> 16) * frac + (((period & 0xFFFF) * frac) >> 16)
 }
 
 #[cfg(test)]
@@ -917,33 +931,28 @@ mod tests {
     }
 
     #[test]
-    fn mul_hi_is_the_high_half_of_the_64_bit_product() {
+    fn scale_is_exact_below_the_longest_period() {
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let edges = [
-            0,
-            1,
-            0xFFFF,
-            0x1_0000,
-            0xFFFF_FFFF,
-            0x8000_0000,
-            4_294_967_200,
-        ];
-        for a in edges {
-            for b in edges {
-                assert_eq!(mul_hi(a, b) as u64, (a as u64 * b as u64) >> 32, "{a} {b}");
-            }
-        }
-        for _ in 0..100_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let (a, b) = (x as u32, (x >> 32) as u32);
-            assert_eq!(mul_hi(a, b) as u64, (a as u64 * b as u64) >> 32, "{a} {b}");
+        let periods = [0, 1, 0xFFFF, 0x1_0000, MAX_PERIOD_MS as u32, (1 << 27) - 1];
+        let fracs = [0, 1, 655, 0x8000, 65_500, 0xFFFF];
+        let pairs = periods
+            .iter()
+            .flat_map(|&p| fracs.iter().map(move |&f| (p, f)))
+            .chain((0..100_000).map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                ((x as u32) >> 5, (x >> 48) as u32)
+            }));
+        for (p, f) in pairs {
+            assert_eq!(scale(p, f) as u64, (p as u64 * f as u64) >> 16, "{p} {f}");
+            assert!(scale(p, f) <= p);
         }
     }
 
-    /// The 32-bit `open_period` against the 64-bit formula it replaced, for every level, cap and
-    /// jitter the configuration allows (and levels past the field's width).
+    /// The 32-bit `open_period` against the same formula in 64-bit arithmetic (the backoff part
+    /// is the 64-bit code it replaced), for every level, cap and jitter the configuration allows
+    /// (and levels past the field's width).
     #[test]
     fn open_period_matches_the_64_bit_formula() {
         fn reference(p: &Params, level: u32, now: u64, gen: u16) -> u64 {
@@ -966,9 +975,8 @@ mod tests {
             z ^= z >> 15;
             z = z.wrapping_mul(0x846C_A68B);
             z ^= z >> 16;
-            let frac = (z as u64 * (p.jitter_percent as u64 * 42_949_672)) >> 32;
-            let cut = (period >> 32) * frac + (((period & 0xFFFF_FFFF) * frac) >> 32);
-            period - cut.min(period)
+            let frac = ((z >> 16) as u64 * (p.jitter_percent as u64 * 655)) >> 16;
+            period - ((period * frac) >> 16)
         }
         let mut p = params();
         p.salt = 0xDEAD_BEEF_0BAD_F00D;
