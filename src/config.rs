@@ -199,11 +199,22 @@ impl Config {
     }
 }
 
+/// `Duration::from_millis(ms)`. On 64-bit targets that is what it calls (a division by the
+/// constant 1000 is a multiply there); elsewhere [`ms_to_duration_digits`].
+#[inline]
+pub(crate) const fn ms_to_duration(ms: u64) -> Duration {
+    if cfg!(target_pointer_width = "64") {
+        Duration::from_millis(ms)
+    } else {
+        ms_to_duration_digits(ms)
+    }
+}
+
 /// `Duration::from_millis(ms)` without any division: long division by 1000 in 4-bit digits,
 /// each digit's quotient taken with a 32-bit reciprocal multiply. No divide instruction or
 /// routine is needed (Cortex-M0 has none; the 64-bit software divide alone is about 0.9 KiB of
 /// flash, the 32-bit one 0.4 KiB), and no 64-bit multiply (a library call on Cortex-M0).
-pub(crate) const fn ms_to_duration(ms: u64) -> Duration {
+pub(crate) const fn ms_to_duration_digits(ms: u64) -> Duration {
     let mut secs: u64 = 0;
     let mut rem: u32 = 0;
     let mut shift = 64;
@@ -226,7 +237,7 @@ pub(crate) const fn ms_to_duration(ms: u64) -> Duration {
     Duration::new(secs, rem * 1_000_000)
 }
 
-/// `ceil(2^24 / 1000)`: the reciprocal `ms_to_duration` divides each 4-bit digit step by.
+/// `ceil(2^24 / 1000)`: the reciprocal `ms_to_duration_digits` divides each 4-bit digit step by.
 const DIGIT_RECIPROCAL: u32 = 16_778;
 
 /// A duration in whole milliseconds, rounded up, saturating at `u64::MAX`.
@@ -408,6 +419,7 @@ mod tests {
             x >> (x % 64)
         })) {
             assert_eq!(ms_to_duration(ms), Duration::from_millis(ms), "{ms}");
+            assert_eq!(ms_to_duration_digits(ms), Duration::from_millis(ms), "{ms}");
         }
         assert_eq!(duration_ms(Duration::MAX), u64::MAX);
     }
