@@ -427,7 +427,8 @@ mod tests {
     #[test]
     fn digit_reciprocal_is_exact() {
         // Every value a digit step can see: rem < 1000 shifted by 4 plus a digit.
-        for t in 0..(1000u32 << 4) {
+        let step = if cfg!(miri) { 7 } else { 1 };
+        for t in (0..(1000u32 << 4)).step_by(step) {
             assert_eq!((t * DIGIT_RECIPROCAL) >> 24, t / 1000, "{t}");
         }
     }
