@@ -22,7 +22,8 @@ use crate::error::Rejected;
 use crate::event::{Event, EventKind, Interest, Listener};
 use crate::listeners::{self, ListenerId, ListenerTableFull, Listeners};
 use crate::machine::{
-    closed_admit, closed_success_is_noop, open_rejects, transition, Effect, Env, Op, Params, Step,
+    self, closed_admit, closed_success_is_noop, open_rejects, transition, Effect, Env, Op, Params,
+    PeriodFn, Step,
 };
 use crate::permit::{Permit, Recorded};
 use crate::snapshot::Snapshot;
@@ -51,11 +52,16 @@ pub struct CircuitBreaker<C, const L: usize = 4> {
     opened_at: AtomicU64,
     fail_max: AtomicU32,
     success_threshold: AtomicU32,
-    reset_timeout_ms: AtomicU64,
+    /// At most `MAX_PERIOD` (24 h, < 2^27 ms), so 32 bits: a 64-bit atomic load is a critical
+    /// section on most microcontrollers.
+    reset_timeout_ms: AtomicU32,
     half_open_max_calls: u32,
     lease_ms: u64,
     backoff_max_ms: Option<u64>,
     jitter_percent: u8,
+    /// `machine::open_period`, or `machine::fixed_period` without backoff: chosen in `build`,
+    /// so a `static` breaker without backoff links no backoff or jitter code (flash).
+    open_period: PeriodFn,
     name: &'static str,
     listeners: Listeners<L>,
     listener_panics: AtomicU32,
@@ -107,20 +113,25 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     loom_const_fn! {
         /// Builds from a configuration already validated.
         fn build(name: &'static str, config: Config, clock: C) -> Self {
-            let (backoff_max_ms, jitter_percent) = match config.backoff {
-                Some(b) => (Some(duration_ms(b.max)), b.jitter_percent),
-                None => (None, 0),
+            let (backoff_max_ms, jitter_percent, open_period) = match config.backoff {
+                Some(b) => (
+                    Some(duration_ms(b.max)),
+                    b.jitter_percent,
+                    machine::open_period as PeriodFn,
+                ),
+                None => (None, 0, machine::fixed_period as PeriodFn),
             };
             CircuitBreaker {
                 word: AtomicU64::new(Word::INITIAL.0),
                 opened_at: AtomicU64::new(0),
                 fail_max: AtomicU32::new(config.fail_max),
                 success_threshold: AtomicU32::new(config.success_threshold),
-                reset_timeout_ms: AtomicU64::new(duration_ms(config.reset_timeout)),
+                reset_timeout_ms: AtomicU32::new(duration_ms(config.reset_timeout) as u32),
                 half_open_max_calls: config.half_open_max_calls,
                 lease_ms: duration_ms(config.trial_lease),
                 backoff_max_ms,
                 jitter_percent,
+                open_period,
                 name,
                 listeners: Listeners::new(),
                 listener_panics: AtomicU32::new(0),
@@ -195,27 +206,28 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
             let observed = self.emit_before_call();
             return Ok(Permit::new(self, gen, false, observed));
         }
-        if w.state() == State::Open {
-            let now = self.clock.now_ms();
-            if let Some(ms) = open_rejects(w, now) {
-                return Err(self.reject(State::Open, Some(ms)));
+        // One rejection site for both ways to be rejected: `reject` (the `Duration`, the event)
+        // is inlined once, not twice (flash).
+        let (state, retry_after_ms) = 'rejected: {
+            if w.state() == State::Open {
+                let now = self.clock.now_ms();
+                if let Some(ms) = open_rejects(w, now) {
+                    break 'rejected (State::Open, Some(ms));
+                }
             }
-        }
-        let (old, step, now) = self.apply(Op::Acquire);
-        match step.effect {
-            Effect::Admitted { gen, trial } => {
-                self.after_change(old, &step, now);
-                let observed = self.emit_before_call();
-                Ok(Permit::new(self, gen, trial, observed))
+            let (old, step, now) = self.apply(Op::Acquire);
+            match step.effect {
+                Effect::Admitted { gen, trial } => {
+                    self.after_change(old, &step, now);
+                    let observed = self.emit_before_call();
+                    return Ok(Permit::new(self, gen, trial, observed));
+                }
+                Effect::Rejected { retry_after_ms } => (old.state(), retry_after_ms),
+                // `Acquire` yields only the two effects above.
+                _ => (old.state(), None),
             }
-            Effect::Rejected { retry_after_ms } => Err(self.reject(old.state(), retry_after_ms)),
-            // `Acquire` yields only the two effects above.
-            _ => Err(Rejected {
-                name: self.name,
-                state: old.state(),
-                retry_after: None,
-            }),
-        }
+        };
+        Err(self.reject(state, retry_after_ms))
     }
 
     /// A rejection in `state`, with its event.
@@ -414,7 +426,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
 
     /// The open period before backoff.
     pub fn reset_timeout(&self) -> Duration {
-        config::ms_to_duration(self.reset_timeout_ms.load(Ordering::Relaxed))
+        config::ms_to_duration(u64::from(self.reset_timeout_ms.load(Ordering::Relaxed)))
     }
 
     /// Changes `reset_timeout` at run time. It applies from the next trip: the deadline of an
@@ -427,7 +439,8 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
                 return Err(ConfigError::ResetTimeout(d));
             }
         }
-        self.reset_timeout_ms.store(ms, Ordering::Relaxed);
+        // `check_reset_timeout` bounds `ms` by `MAX_PERIOD`: it fits.
+        self.reset_timeout_ms.store(ms as u32, Ordering::Relaxed);
         Ok(())
     }
 
@@ -661,6 +674,12 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
 
     // ---------------------------------------------------------------- internals
 
+    /// The state word's `CALL_EVENTS` bit, for the loom checks of `sync_call_events`.
+    #[cfg(loom)]
+    pub(crate) fn call_events_bit(&self) -> bool {
+        self.load().call_events()
+    }
+
     #[inline]
     fn load(&self) -> Word {
         Word(self.word.load(Ordering::Acquire))
@@ -759,9 +778,12 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         }
     }
 
-    /// The listener calls, out of line: the hot paths keep only the emptiness check. Returns
-    /// the highest sequence number called.
-    #[inline(never)]
+    /// Builds the event in the caller's frame and calls the table's dispatch (out of line, so
+    /// the hot paths keep only the emptiness check). Returns the highest sequence number called.
+    /// Inlined: out of line, the `EventKind` written by the caller with narrow stores was read
+    /// back with 16-byte loads to build the `Event`, a store-forwarding stall that was most of a
+    /// per-call dispatch's time (`perf`, `closed_path/ours_allow_success_1_listener`).
+    #[inline(always)]
     fn dispatch(&self, kind: EventKind<'_>, upto: u32) -> u32 {
         let d = self.listeners.dispatch(
             &Event {
@@ -801,18 +823,24 @@ impl<C: Clock, const L: usize> Env for BreakerEnv<'_, C, L> {
         t
     }
 
+    // Always inlined: out of line (as thumbv6m left it) it costs a call and a copy of the whole
+    // `Params`, and keeps the caller from dropping the fields its branch does not read.
     fn params(&self) -> Params {
         let b = self.b;
         Params {
             fail_max: b.fail_max.load(Ordering::Relaxed),
             success_threshold: b.success_threshold.load(Ordering::Relaxed),
             half_open_max_calls: b.half_open_max_calls,
-            reset_timeout_ms: b.reset_timeout_ms.load(Ordering::Relaxed),
+            reset_timeout_ms: u64::from(b.reset_timeout_ms.load(Ordering::Relaxed)),
             lease_ms: b.lease_ms,
             backoff_max_ms: b.backoff_max_ms,
             jitter_percent: b.jitter_percent,
             salt: (b as *const CircuitBreaker<C, L>).addr() as u64,
         }
+    }
+
+    fn open_period(&self, p: &Params, level: u32, now: u64, gen: u16) -> u64 {
+        (self.b.open_period)(p, level, now, gen)
     }
 }
 

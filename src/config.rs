@@ -199,22 +199,46 @@ impl Config {
     }
 }
 
-/// `Duration::from_millis(ms)` without a 64-bit division: long division by 1000 in 16-bit
-/// digits, so 32-bit targets need only a 32-bit divide (Cortex-M0 has none, and the 64-bit
-/// software divide costs about 0.9 KiB of flash).
+/// `Duration::from_millis(ms)`. On 64-bit targets that is what it calls (a division by the
+/// constant 1000 is a multiply there); elsewhere [`ms_to_duration_digits`].
+#[inline]
 pub(crate) const fn ms_to_duration(ms: u64) -> Duration {
+    if cfg!(target_pointer_width = "64") {
+        Duration::from_millis(ms)
+    } else {
+        ms_to_duration_digits(ms)
+    }
+}
+
+/// `Duration::from_millis(ms)` without any division: long division by 1000 in 4-bit digits,
+/// each digit's quotient taken with a 32-bit reciprocal multiply. No divide instruction or
+/// routine is needed (Cortex-M0 has none; the 64-bit software divide alone is about 0.9 KiB of
+/// flash, the 32-bit one 0.4 KiB), and no 64-bit multiply (a library call on Cortex-M0).
+pub(crate) const fn ms_to_duration_digits(ms: u64) -> Duration {
     let mut secs: u64 = 0;
     let mut rem: u32 = 0;
     let mut shift = 64;
+    // The halves as `u32`s: a variable shift of a `u64` is a library call on Cortex-M0.
+    let (hi, lo) = ((ms >> 32) as u32, ms as u32);
     while shift > 0 {
-        shift -= 16;
-        // rem < 1000, so t < 1000 * 2^16 + 2^16 and t / 1000 < 2^16: one 16-bit digit.
-        let t = (rem << 16) | ((ms >> shift) as u32 & 0xFFFF);
-        secs = (secs << 16) | (t / 1000) as u64;
-        rem = t % 1000;
+        shift -= 4;
+        let half = if shift >= 32 { hi } else { lo };
+        // rem < 1000, so t < 1000 * 16 + 16 < 2^14, and t / 1000 < 16: one 4-bit digit.
+        // floor(t * 16_778 / 2^24) == t / 1000 for every t < 2^14 (16_778 = ceil(2^24 / 1000);
+        // its excess, 0.784 / 2^24 per unit of t, stays below 1/1000 of a unit for t < 2^14:
+        // checked exhaustively by `digit_reciprocal_is_exact`), and t * 16_778 < 2^28.
+        let t = (rem << 4) | ((half >> (shift % 32)) & 0xF);
+        let q = (t * DIGIT_RECIPROCAL) >> 24;
+        secs = (secs << 4) | q as u64;
+        rem = t - q * 1000;
     }
+    // rem < 1000 always; saying so lets `Duration::new` drop its carry (and panic) path.
+    let rem = if rem < 1000 { rem } else { 999 };
     Duration::new(secs, rem * 1_000_000)
 }
+
+/// `ceil(2^24 / 1000)`: the reciprocal `ms_to_duration_digits` divides each 4-bit digit step by.
+const DIGIT_RECIPROCAL: u32 = 16_778;
 
 /// A duration in whole milliseconds, rounded up, saturating at `u64::MAX`.
 pub(crate) const fn duration_ms(d: Duration) -> u64 {
@@ -415,7 +439,17 @@ mod tests {
             x >> (x % 64)
         })) {
             assert_eq!(ms_to_duration(ms), Duration::from_millis(ms), "{ms}");
+            assert_eq!(ms_to_duration_digits(ms), Duration::from_millis(ms), "{ms}");
         }
         assert_eq!(duration_ms(Duration::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn digit_reciprocal_is_exact() {
+        // Every value a digit step can see: rem < 1000 shifted by 4 plus a digit.
+        let step = if cfg!(miri) { 7 } else { 1 };
+        for t in (0..(1000u32 << 4)).step_by(step) {
+            assert_eq!((t * DIGIT_RECIPROCAL) >> 24, t / 1000, "{t}");
+        }
     }
 }

@@ -62,8 +62,8 @@ use loom::thread;
 use crate::machine::{transition, Effect, Env, Op, Params};
 use crate::word::Word;
 use crate::{
-    CircuitBreaker, Config, Event, EventKind, EventRecord, ListenerTableFull, ManualClock, Outcome,
-    Permit, Recorded, Snapshot, State,
+    CircuitBreaker, Config, Event, EventKind, EventRecord, Interest, ListenerTableFull,
+    ManualClock, Outcome, Permit, Recorded, Snapshot, State,
 };
 
 // ------------------------------------------------------------------------------ instrumentation
@@ -1320,6 +1320,109 @@ fn listener_remove_add_dispatch_three_threads() {
         assert!(b.close());
         let after: Vec<u8> = log::<K>()[during.len()..].iter().map(|e| e.0).collect();
         assert_eq!(after, if added.is_ok() { vec![2] } else { vec![] });
+    });
+}
+
+/// After adds and removes of per-call listeners have raced, the state word's `CALL_EVENTS` bit
+/// says whether a registered listener wants per-call events, and a closed call behaves so: the
+/// listeners that want calls get its `BeforeCall` and `Success`, and nobody else does.
+fn call_events_settled<const K: usize, const L: usize>(
+    b: &CircuitBreaker<ManualClock, L>,
+    wanting: &[u8],
+) {
+    assert_eq!(
+        b.call_events_bit(),
+        !wanting.is_empty(),
+        "bit vs {wanting:?}"
+    );
+    let before = log::<K>().len();
+    assert!(b.call(|| Ok::<_, ()>(())).is_ok());
+    let after = log::<K>()[before..].to_vec();
+    for who in [1, 2] {
+        let want: Vec<EventKind> = if wanting.contains(&who) {
+            vec![EventKind::BeforeCall, EventKind::Success]
+        } else {
+            vec![]
+        };
+        assert_eq!(received(&after, who), want, "listener {who}: {after:?}");
+    }
+}
+
+/// One thread removes the only per-call listener (its re-check loop clears the bit) while the
+/// other adds a new one (its loop sets it): whatever the interleaving, the bit ends set, and the
+/// new listener hears the next call.
+#[test]
+fn call_events_bit_remove_races_add() {
+    const K: usize = 25;
+    model::<K>("call_events_bit_remove_races_add", 2, || {
+        begin_iteration::<K>();
+        let b = listener_breaker::<2>();
+        let id1 = b.add_listener_for(Interest::CALLS, record::<K, 1>).unwrap();
+        let t0 = thread::spawn(move || assert!(b.remove_listener(id1)));
+        let t1 = thread::spawn(move || {
+            b.add_listener_for(Interest::CALLS, record::<K, 2>).unwrap();
+        });
+        t0.join().unwrap();
+        t1.join().unwrap();
+        call_events_settled::<K, 2>(b, &[2]);
+    });
+}
+
+/// Two threads each remove one of the two per-call listeners: the first removal's loop sees
+/// one left and sets the bit; whatever the interleaving, the bit ends clear and nobody hears
+/// the next call.
+#[test]
+fn call_events_bit_two_removes_race() {
+    const K: usize = 27;
+    model::<K>("call_events_bit_two_removes_race", 2, || {
+        begin_iteration::<K>();
+        let b = listener_breaker::<2>();
+        let id1 = b.add_listener_for(Interest::CALLS, record::<K, 1>).unwrap();
+        let id2 = b.add_listener_for(Interest::CALLS, record::<K, 2>).unwrap();
+        let t0 = thread::spawn(move || assert!(b.remove_listener(id1)));
+        let t1 = thread::spawn(move || assert!(b.remove_listener(id2)));
+        t0.join().unwrap();
+        t1.join().unwrap();
+        call_events_settled::<K, 2>(b, &[]);
+    });
+}
+
+/// The bit's writers race a call that moves the state word by CAS (a failure counted, then a
+/// trip): the CAS helper retries over the bit's atomic OR / AND-NOT, and the machine carries the
+/// bit, so neither the count nor the bit is lost. Thread 0 removes the per-call listener, thread
+/// 1 adds a state-change-only one, thread 2 fails a call (`fail_max` 1: it trips).
+#[test]
+fn call_events_bit_races_cas() {
+    const K: usize = 26;
+    model::<K>("call_events_bit_races_cas", 3, || {
+        begin_iteration::<K>();
+        let b: &'static CircuitBreaker<ManualClock, 2> = Box::leak(Box::new(CircuitBreaker::new(
+            "loom",
+            Config::new().fail_max(1),
+            ManualClock::new(),
+        )));
+        let id1 = b.add_listener_for(Interest::CALLS, record::<K, 1>).unwrap();
+        let t0 = thread::spawn(move || assert!(b.remove_listener(id1)));
+        let t1 = thread::spawn(move || {
+            b.add_listener_for(Interest::STATE_CHANGES, record::<K, 2>)
+                .unwrap();
+        });
+        let t2 = thread::spawn(move || {
+            assert!(matches!(
+                b.call(|| Err::<(), _>(())),
+                Err(crate::Error::Failed { tripped: true, .. })
+            ));
+        });
+        t0.join().unwrap();
+        t1.join().unwrap();
+        t2.join().unwrap();
+        assert_eq!(b.state(), State::Open);
+        assert!(
+            !b.call_events_bit(),
+            "the bit outlived the last per-call listener"
+        );
+        assert!(b.close());
+        call_events_settled::<K, 2>(b, &[]);
     });
 }
 

@@ -29,6 +29,24 @@ pub(crate) trait Env {
     fn now(&self) -> u64;
     /// The current configuration.
     fn params(&self) -> Params;
+    /// The open period of a trip: [`open_period`]. The breaker overrides it with the function
+    /// its configuration needs, chosen when it is built, so a breaker without backoff built in a
+    /// `static` links no backoff or jitter code (see [`PeriodFn`]).
+    fn open_period(&self, p: &Params, level: u32, now: u64, gen: u16) -> u64 {
+        open_period(p, level, now, gen)
+    }
+}
+
+/// How a breaker computes its open period: [`open_period`], or [`fixed_period`] when it has no
+/// backoff. A `static` breaker's initialiser refers to the one it uses only, so firmware without
+/// backoff does not link the other (the configuration itself is read at run time: a `static`
+/// holding atomics is mutable memory, its plain fields included).
+pub(crate) type PeriodFn = fn(&Params, u32, u64, u16) -> u64;
+
+/// The open period without backoff: `reset_timeout`. What [`open_period`] returns when
+/// `backoff_max_ms` is `None`.
+pub(crate) fn fixed_period(p: &Params, _level: u32, _now: u64, _gen: u16) -> u64 {
+    p.reset_timeout_ms
 }
 
 /// One operation on the breaker.
@@ -340,28 +358,35 @@ fn open_word(w: Word, count: u32, level: u32, env: &impl Env) -> Word {
     let now = env.now();
     let p = env.params();
     let next = reset(w, State::Open).with_count(count).with_level(level);
-    let period = open_period(&p, level, now, next.generation());
+    let period = env.open_period(&p, level, now, next.generation());
     next.with_until(now.wrapping_add(period))
 }
 
 /// The open period for backoff exponent `level`, with jitter drawn from the trip's own time and
 /// generation: fixed for that trip, never re-drawn.
+///
+/// In 32-bit arithmetic: every period is at most [`MAX_PERIOD_MS`] (< 2^27), so no 64-bit
+/// multiply or variable 64-bit shift is needed (each is a library call on Cortex-M0).
 pub(crate) fn open_period(p: &Params, level: u32, now: u64, gen: u16) -> u64 {
     let Some(max) = p.backoff_max_ms else {
         return p.reset_timeout_ms;
     };
-    let grown = p
-        .reset_timeout_ms
-        .checked_shl(level)
-        .filter(|g| g >> level == p.reset_timeout_ms)
-        .unwrap_or(u64::MAX);
-    let period = grown.min(max).min(MAX_PERIOD_MS);
+    let cap = max.min(MAX_PERIOD_MS) as u32;
+    let reset = p.reset_timeout_ms.min(MAX_PERIOD_MS) as u32;
+    let level = level.min(31);
+    // min(reset * 2^level, cap) without overflow: reset * 2^level > cap exactly when
+    // reset > floor(cap / 2^level).
+    let period = if reset > cap >> level {
+        cap
+    } else {
+        reset << level
+    };
     if p.jitter_percent == 0 || period == 0 {
-        return period;
+        return period as u64;
     }
     // A 32-bit integer hash (lowbias32) of the trip's time, generation and the breaker's salt:
     // 32 random bits are all the jitter needs, and 32-bit multiplies are single instructions on
-    // every Cortex-M (64-bit ones are library calls on Cortex-M0).
+    // every Cortex-M.
     let mut z = (now as u32) ^ ((now >> 32) as u32).rotate_left(16) ^ ((gen as u32) << 16);
     z ^= p.salt as u32 ^ (p.salt >> 32) as u32;
     z ^= z >> 16;
@@ -369,13 +394,17 @@ pub(crate) fn open_period(p: &Params, level: u32, now: u64, gen: u16) -> u64 {
     z ^= z >> 15;
     z = z.wrapping_mul(0x846C_A68B);
     z ^= z >> 16;
-    // A fraction in [0, jitter_percent / 100) of the period, in parts per 2^32: the random
-    // 32 bits times jitter_percent * floor(2^32 / 100), so no division (firmware has no 64-bit
-    // divide) and `frac < 2^32`.
-    let frac = (z as u64 * (p.jitter_percent as u64 * 42_949_672)) >> 32;
-    // period * frac / 2^32 in 64-bit halves (period < 2^38, frac < 2^32): no u128 multiply.
-    let cut = (period >> 32) * frac + (((period & 0xFFFF_FFFF) * frac) >> 32);
-    period - cut.min(period)
+    // A fraction in [0, jitter_percent / 100) of the period, in parts per 2^16: 16 random bits
+    // times jitter_percent * floor(2^16 / 100) (655), over 2^16. No division, and only 32-bit
+    // multiplies (a 32 x 32 -> 64-bit one is a library call on Cortex-M0).
+    let frac = ((z >> 16) * (p.jitter_percent.min(100) as u32 * 655)) >> 16;
+    (period - scale(period, frac)) as u64
+}
+
+/// `floor(period * frac / 2^16)` for `period < 2^27` and `frac < 2^16`, in two 32-bit multiplies
+/// (the high and low 16 bits of `period`): exact, and never more than `period`.
+const fn scale(period: u32, frac: u32) -> u32 {
+    (period >> 16) * frac + (((period & 0xFFFF) * frac) >> 16)
 }
 
 #[cfg(test)]
@@ -899,6 +928,78 @@ mod tests {
         assert!(lo < 1_650 && hi > 1_950, "{lo}..{hi}");
         // Trips at the same instant in different generations draw differently.
         assert_ne!(open_period(&p, 1, 5_000, 3), open_period(&p, 1, 5_000, 4));
+    }
+
+    #[test]
+    fn scale_is_exact_below_the_longest_period() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let periods = [0, 1, 0xFFFF, 0x1_0000, MAX_PERIOD_MS as u32, (1 << 27) - 1];
+        let fracs = [0, 1, 655, 0x8000, 65_500, 0xFFFF];
+        let pairs = periods
+            .iter()
+            .flat_map(|&p| fracs.iter().map(move |&f| (p, f)))
+            .chain((0..if cfg!(miri) { 1_000 } else { 100_000 }).map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                ((x as u32) >> 5, (x >> 48) as u32)
+            }));
+        for (p, f) in pairs {
+            assert_eq!(scale(p, f) as u64, (p as u64 * f as u64) >> 16, "{p} {f}");
+            assert!(scale(p, f) <= p);
+        }
+    }
+
+    /// The 32-bit `open_period` against the same formula in 64-bit arithmetic (the backoff part
+    /// is the 64-bit code it replaced), for every level, cap and jitter the configuration allows
+    /// (and levels past the field's width).
+    #[test]
+    fn open_period_matches_the_64_bit_formula() {
+        fn reference(p: &Params, level: u32, now: u64, gen: u16) -> u64 {
+            let Some(max) = p.backoff_max_ms else {
+                return p.reset_timeout_ms;
+            };
+            let grown = p
+                .reset_timeout_ms
+                .checked_shl(level)
+                .filter(|g| g >> level == p.reset_timeout_ms)
+                .unwrap_or(u64::MAX);
+            let period = grown.min(max).min(MAX_PERIOD_MS);
+            if p.jitter_percent == 0 || period == 0 {
+                return period;
+            }
+            let mut z = (now as u32) ^ ((now >> 32) as u32).rotate_left(16) ^ ((gen as u32) << 16);
+            z ^= p.salt as u32 ^ (p.salt >> 32) as u32;
+            z ^= z >> 16;
+            z = z.wrapping_mul(0x7FEB_352D);
+            z ^= z >> 15;
+            z = z.wrapping_mul(0x846C_A68B);
+            z ^= z >> 16;
+            let frac = ((z >> 16) as u64 * (p.jitter_percent as u64 * 655)) >> 16;
+            period - ((period * frac) >> 16)
+        }
+        let mut p = params();
+        p.salt = 0xDEAD_BEEF_0BAD_F00D;
+        for reset in [0, 1, 999, 1_000, 60_000, MAX_PERIOD_MS / 3, MAX_PERIOD_MS] {
+            for max in [reset, reset + 1, 5_000.max(reset), MAX_PERIOD_MS] {
+                for jitter in [0, 1, 20, 50, 99, 100] {
+                    // Under miri, fewer levels (it runs about a thousand times slower).
+                    let levels = if cfg!(miri) { 9 } else { 40 };
+                    for level in 0..=levels {
+                        for (now, gen) in [(0, 0), (12_345, 7), (u64::MAX - 5, 65_535)] {
+                            p.reset_timeout_ms = reset;
+                            p.backoff_max_ms = Some(max);
+                            p.jitter_percent = jitter;
+                            assert_eq!(
+                                open_period(&p, level, now, gen),
+                                reference(&p, level, now, gen),
+                                "{reset} {max} {jitter} {level} {now}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -261,16 +261,17 @@ impl Word {
         Word((self.0 & !UNTIL_MASK) | ((at % TIME_MODULUS) << UNTIL_SHIFT))
     }
 
-    /// The stored deadline's distance ahead of `now`, modulo 2^29.
-    const fn until_ahead(self, now: u64) -> u64 {
-        self.until().wrapping_sub(now) % TIME_MODULUS
+    /// The stored deadline's distance ahead of `now`, modulo 2^29. In 32-bit arithmetic (the
+    /// low 29 bits decide it): cheaper on 32-bit cores.
+    const fn until_ahead(self, now: u64) -> u32 {
+        (self.until() as u32).wrapping_sub(now as u32) & (TIME_MODULUS as u32 - 1)
     }
     /// Whether the stored deadline has passed at `now`: it is pending only while it reads
     /// between 1 and [`MAX_PERIOD_MS`] ahead (no deadline is ever set further ahead), so it is
     /// passed at exactly `now == until`.
     pub(crate) const fn until_passed(self, now: u64) -> bool {
         let ahead = self.until_ahead(now);
-        ahead == 0 || ahead > MAX_PERIOD_MS
+        ahead == 0 || ahead > MAX_PERIOD_MS as u32
     }
     /// Milliseconds from `now` to the stored deadline; zero once it has passed. Never more than
     /// [`MAX_PERIOD_MS`].
@@ -278,7 +279,7 @@ impl Word {
         if self.until_passed(now) {
             0
         } else {
-            self.until_ahead(now)
+            self.until_ahead(now) as u64
         }
     }
 }

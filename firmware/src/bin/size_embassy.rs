@@ -1,5 +1,5 @@
-//! Size of typical use on embassy time: `size_typical` with `EmbassyClock` instead of the
-//! millisecond counter, over a minimal time driver (SysTick counts embassy ticks at the default
+//! Size of typical use on embassy time: `size_typical` (listener capacity 0) with
+//! `EmbassyClock` instead of the millisecond counter, over a minimal time driver (SysTick counts embassy ticks at the default
 //! 1 MHz; no timer queue: nothing here awaits). The difference to `size_typical` is what the
 //! tick-to-ms conversion costs; CI also checks that no 64-bit division routine is linked.
 #![no_std]
@@ -32,7 +32,7 @@ impl embassy_time_driver::Driver for Driver {
 }
 embassy_time_driver::time_driver_impl!(static DRIVER: Driver = Driver);
 
-static SENSOR: CircuitBreaker<EmbassyClock> = CircuitBreaker::new(
+static SENSOR: CircuitBreaker<EmbassyClock, 0> = CircuitBreaker::new(
     "sensor",
     Config::new()
         .fail_max(3)

@@ -1,7 +1,7 @@
-//! Size of typical use without a listener table: `size_typical` with the breaker declared
-//! `CircuitBreaker<Ms, 0>` (capacity for no listeners), what a firmware that registers none
-//! can write today. The difference to `size_typical` is what the listener table and its
-//! dispatch cost.
+//! Size of typical use with the default listener table: `size_typical` with the breaker declared
+//! `CircuitBreaker<Ms>` (capacity 4, no listener registered). The difference to `size_typical`
+//! is what the listener table and its dispatch cost a firmware that registers no listener but
+//! keeps the default capacity.
 #![no_std]
 #![no_main]
 
@@ -13,7 +13,7 @@ use common::{read_sensor, report, Ms};
 use core::time::Duration;
 use cortex_m_rt::entry;
 
-static SENSOR: CircuitBreaker<Ms, 0> = CircuitBreaker::new(
+static SENSOR: CircuitBreaker<Ms> = CircuitBreaker::new(
     "sensor",
     Config::new()
         .fail_max(3)
