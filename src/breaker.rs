@@ -734,20 +734,26 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         let Some(new) = step.next else { return };
         // Every word written in Open is an opening: a trip, a failed trial, `open()`, or
         // `trip_for` (which re-opens an Open breaker). A report or release in Open writes nothing.
-        let mut retry_after = None;
+        let mut opened = None;
         if new.state() == State::Open {
             let now = now.unwrap_or_else(|| self.clock.now_ms());
             self.opened_at
                 .store(now.saturating_add(1), Ordering::Relaxed);
-            retry_after = Some(config::ms_to_duration(new.until_remaining(now)));
+            opened = Some(now);
         }
-        if new.state() != old.state() {
-            self.emit(EventKind::StateChange {
-                from: old.state(),
-                to: new.state(),
-                failures: failures_of(old).max(failures_of(new)),
-                retry_after,
-            });
+        // The event's fields are computed only when a listener is there to get them: with a
+        // table of capacity 0 this whole block, and the ms-to-`Duration` conversion, is dropped.
+        if new.state() != old.state() && !self.listeners.is_empty() {
+            let retry_after = opened.map(|now| config::ms_to_duration(new.until_remaining(now)));
+            self.dispatch(
+                EventKind::StateChange {
+                    from: old.state(),
+                    to: new.state(),
+                    failures: failures_of(old).max(failures_of(new)),
+                    retry_after,
+                },
+                listeners::ALL,
+            );
         }
     }
 
