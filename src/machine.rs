@@ -336,7 +336,7 @@ fn reset(w: Word, to: State) -> Word {
 }
 
 /// `w` moved to Open with `count` failures on record and backoff exponent `level`.
-fn open_word(w: Word, count: u32, level: u32, env: &impl Env) -> Word {
+pub(crate) fn open_word(w: Word, count: u32, level: u32, env: &impl Env) -> Word {
     let now = env.now();
     let p = env.params();
     let next = reset(w, State::Open).with_count(count).with_level(level);
