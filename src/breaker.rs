@@ -22,7 +22,7 @@ use crate::error::Rejected;
 use crate::event::{Event, EventKind, Interest, Listener};
 use crate::listeners::{self, ListenerId, ListenerTableFull, Listeners};
 use crate::machine::{
-    closed_admit, closed_success_is_noop, open_rejects, transition, Effect, Env, Op, Params, Step,
+    closed_admit, closed_success_is_noop, open_rejects, Effect, Env, Op, Params, Step, Transition,
 };
 use crate::permit::{Permit, Recorded};
 use crate::rate::{self, RateParams, Verdict, WindowCell};
@@ -684,9 +684,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
                 observed,
             } => (self.finish_rate(gen, outcome, observed, p), 0),
             RateOp::Close => {
-                let (old, step, now) = self.apply_with(|w, env| {
-                    rate::close_closed(w).unwrap_or_else(|| transition(w, Op::Close, env))
-                });
+                let (old, step, now) = self.apply_with(rate::RateClose);
                 self.after_change(old, &step, now);
                 (Recorded::Counted, (step.effect == Effect::Changed) as u32)
             }
@@ -720,7 +718,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
             Verdict::Counted => Recorded::Counted,
             Verdict::Dropped => Recorded::Dropped,
             Verdict::Trip { failures } => {
-                let (old, step, now) = self.apply_with(|w, env| rate::trip(w, gen, failures, env));
+                let (old, step, now) = self.apply_with(rate::RateTrip { gen, failures });
                 self.after_change(old, &step, now);
                 match step.effect {
                     Effect::Recorded { tripped: true, .. } => Recorded::Tripped,
@@ -759,23 +757,20 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// taken (the same reading is reused across retries: it is the time the operation began).
     #[inline(always)]
     fn apply(&self, op: Op) -> (Word, Step, Option<u64>) {
-        self.apply_with(|w, env| transition(w, op, env))
+        self.apply_with(op)
     }
 
-    /// [`apply`](Self::apply) with any pure step function of the word (rate mode's trip and
-    /// close, from `rate.rs`): the CAS loop itself.
+    /// [`apply`](Self::apply) with any pure step of the word (rate mode's trip and close, from
+    /// `rate.rs`): the CAS loop itself.
     #[inline(always)]
-    fn apply_with(
-        &self,
-        f: impl Fn(Word, &BreakerEnv<'_, C, L>) -> Step,
-    ) -> (Word, Step, Option<u64>) {
+    fn apply_with(&self, t: impl Transition) -> (Word, Step, Option<u64>) {
         let env = BreakerEnv {
             b: self,
             now: Cell::new(None),
         };
         let mut cur = self.load();
         loop {
-            let step = f(cur, &env);
+            let step = t.step(cur, &env);
             let Some(next) = step.next else {
                 return (cur, step, env.now.get());
             };

@@ -48,7 +48,7 @@
 //! - `minimum_calls`: 1 to `window`; `failure_rate_threshold`: 1 to 100 percent. The rate is
 //!   compared without division: `failures * 100 >= threshold * seen`.
 
-use crate::machine::{open_word, Effect, Env, Step};
+use crate::machine::{open_word, transition, Effect, Env, Op, Step, Transition};
 use crate::state::{Outcome, State};
 use crate::sync::{loom_const_fn, AtomicU64, Ordering};
 use crate::word::Word;
@@ -196,8 +196,8 @@ const fn newer(g: u16, t: u16) -> bool {
     d != 0 && d < 0x8000
 }
 
-/// The window update of one report of generation `gen`: the next window (if any) and the
-/// verdict. Pure. `Ignored` outcomes are not calls: nothing changes.
+/// The window update of one report of generation `gen`: the next window (`None` when nothing
+/// changes) and the verdict. Pure. `Ignored` outcomes are not calls: nothing changes.
 pub(crate) fn record(
     w: Window,
     gen: u16,
@@ -225,7 +225,10 @@ pub(crate) fn record(
         } else {
             Verdict::Counted
         };
-    (Some(next), verdict)
+    // A full window whose oldest outcome equals the new one (a healthy service's successes)
+    // does not change: no write, so the steady state does not bounce the cache line.
+    let next = if next.0 == w.0 { None } else { Some(next) };
+    (next, verdict)
 }
 
 /// The trip of a rate-mode breaker, as a transition of the state word: Closed in generation
@@ -245,6 +248,33 @@ pub(crate) fn trip(w: Word, gen: u16, failures: u32, env: &impl Env) -> Step {
         Step {
             next: None,
             effect: Effect::Dropped,
+        }
+    }
+}
+
+/// [`trip`] as a step for the breaker's CAS helper.
+#[derive(Clone, Copy)]
+pub(crate) struct RateTrip {
+    pub gen: u16,
+    pub failures: u32,
+}
+
+impl Transition for RateTrip {
+    fn step(self, w: Word, env: &impl Env) -> Step {
+        trip(w, self.gen, self.failures, env)
+    }
+}
+
+/// `close()` in rate mode as a step for the breaker's CAS helper: [`close_closed`], else the
+/// machine's `Close`.
+#[derive(Clone, Copy)]
+pub(crate) struct RateClose;
+
+impl Transition for RateClose {
+    fn step(self, w: Word, env: &impl Env) -> Step {
+        match close_closed(w) {
+            Some(step) => step,
+            None => transition(w, Op::Close, env),
         }
     }
 }
@@ -311,6 +341,8 @@ mod tests {
         assert_eq!((w.seen(), w.failures(), v), (4, 1, Verdict::Counted));
         let (w, _) = run(w, 0, &[false, false], P);
         assert_eq!((w.seen(), w.failures()), (4, 0));
+        // The steady state of a healthy service writes nothing.
+        assert_eq!(record(w, 0, Outcome::Success, P), (None, Verdict::Counted));
     }
 
     #[test]
@@ -321,6 +353,16 @@ mod tests {
             threshold_percent: 100,
         };
         let (w, v) = run(Window::empty(u16::MAX), u16::MAX, &[true; 100], p);
+        // Full of failures: one more changes nothing (no write), and still trips.
+        assert_eq!(
+            record(w, u16::MAX, Outcome::Failure, p),
+            (
+                None,
+                Verdict::Trip {
+                    failures: MAX_WINDOW
+                }
+            )
+        );
         assert_eq!(
             (w.tag(), w.seen(), w.failures()),
             (u16::MAX, MAX_WINDOW, MAX_WINDOW)
