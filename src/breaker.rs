@@ -69,22 +69,21 @@ pub struct CircuitBreaker<C, const L: usize = 4> {
     window: WindowCell,
 }
 
-/// Rate mode's entry point: every rate-mode operation goes through it.
-type RateHook<C, const L: usize> = fn(&CircuitBreaker<C, L>, RateOp) -> (Recorded, u32);
+/// Rate mode's entry point: every rate-mode operation goes through it. Scalar arguments, passed
+/// in registers, keep the call sites in the shared paths a few instructions long.
+type RateHook<C, const L: usize> =
+    fn(&CircuitBreaker<C, L>, RateOp, u16, Outcome, u32) -> (Recorded, u32);
 
-/// What the rate-mode entry point is asked to do.
+/// What the rate-mode entry point is asked to do, with its `(gen, outcome, x)` arguments.
 #[derive(Clone, Copy)]
 enum RateOp {
-    /// A report (the answer's `Recorded`).
-    Report {
-        gen: u16,
-        outcome: Outcome,
-        observed: u32,
-    },
+    /// A report of generation `gen`; `x` is the permit's `observed` (the answer's `Recorded`).
+    Report,
     /// `close()` (the answer's `u32`: 1 if the state changed).
     Close,
-    /// `fail_counter` as of the state word `w` (the answer's `u32`).
-    FailCounter(Word),
+    /// `fail_counter` as of the state word whose generation is `gen` and whose low 32 bits are
+    /// `x` (the answer's `u32`).
+    FailCounter,
 }
 
 impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
@@ -315,15 +314,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     #[inline(never)]
     fn finish_slow(&self, gen: u16, outcome: Outcome, observed: u32) -> Recorded {
         if let Some((_, hook)) = self.rate {
-            return hook(
-                self,
-                RateOp::Report {
-                    gen,
-                    outcome,
-                    observed,
-                },
-            )
-            .0;
+            return hook(self, RateOp::Report, gen, outcome, observed).0;
         }
         self.finish_machine(gen, outcome, observed)
     }
@@ -374,7 +365,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// empty window): reports of calls admitted before count nothing.
     pub fn close(&self) -> bool {
         if let Some((_, hook)) = self.rate {
-            return hook(self, RateOp::Close).1 != 0;
+            return hook(self, RateOp::Close, 0, Outcome::Ignored, 0).1 != 0;
         }
         self.manage(Op::Close)
     }
@@ -500,7 +491,14 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     pub fn fail_counter(&self) -> u32 {
         let w = self.load();
         if let Some((_, hook)) = self.rate {
-            return hook(self, RateOp::FailCounter(w)).1;
+            return hook(
+                self,
+                RateOp::FailCounter,
+                w.generation(),
+                Outcome::Ignored,
+                w.0 as u32,
+            )
+            .1;
         }
         match w.state() {
             State::Closed | State::Open => w.count(),
@@ -552,7 +550,8 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
             name: self.name,
             state,
             fail_counter: if let Some((_, hook)) = self.rate {
-                hook(self, RateOp::FailCounter(w)).1
+                let (gen, low) = (w.generation(), w.0 as u32);
+                hook(self, RateOp::FailCounter, gen, Outcome::Ignored, low).1
             } else if matches!(state, State::Closed | State::Open) {
                 count
             } else {
@@ -673,24 +672,22 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
 
     /// Rate mode's code, reached only through the `rate` field's pointer (see `RateHook`).
     #[inline(never)]
-    fn rate_hook(&self, op: RateOp) -> (Recorded, u32) {
+    fn rate_hook(&self, op: RateOp, gen: u16, outcome: Outcome, x: u32) -> (Recorded, u32) {
         let Some((p, _)) = self.rate else {
             return (Recorded::Dropped, 0);
         };
         match op {
-            RateOp::Report {
-                gen,
-                outcome,
-                observed,
-            } => (self.finish_rate(gen, outcome, observed, p), 0),
+            RateOp::Report => (self.finish_rate(gen, outcome, x, p), 0),
             RateOp::Close => {
                 let (old, step, now) = self.apply_with(rate::RateClose);
                 self.after_change(old, &step, now);
                 (Recorded::Counted, (step.effect == Effect::Changed) as u32)
             }
-            RateOp::FailCounter(w) => {
+            RateOp::FailCounter => {
+                // State and count are in the low 32 bits; the generation comes whole.
+                let w = Word(u64::from(x));
                 let n = match w.state() {
-                    State::Closed => self.window.load().failures_in(w.generation()),
+                    State::Closed => self.window.load().failures_in(gen),
                     State::Open => w.count(),
                     _ => 0,
                 };
