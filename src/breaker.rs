@@ -542,6 +542,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     }
 
     /// Every monitored value at once, decoded from a single load of the state word.
+    /// (In failure-rate mode, `fail_counter` while Closed also loads the window word.)
     pub fn snapshot(&self) -> Snapshot {
         let w = self.load();
         let count = w.count();

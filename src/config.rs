@@ -70,6 +70,19 @@ impl Backoff {
 /// assert!(CONFIG.validate().is_ok());
 /// ```
 ///
+/// An invalid one in a `static` is a compile error, as every configuration error is:
+///
+/// ```compile_fail
+/// use atomic_breaker::{CircuitBreaker, Config, FailureRate, ManualClock};
+/// static CLOCK: ManualClock = ManualClock::new();
+/// // error: the failure-rate window must be between 1 and 47 calls
+/// static BAD: CircuitBreaker<&ManualClock> = CircuitBreaker::new(
+///     "bad",
+///     Config::new().failure_rate(FailureRate::new(50, 0)),
+///     &CLOCK,
+/// );
+/// ```
+///
 /// Rate mode writes the window on every call (one CAS of a second word), so its closed path
 /// costs more than consecutive mode's, which writes nothing; see the README, "When to choose
 /// which mode". Outcomes reported as [`Outcome::Ignored`](crate::Outcome::Ignored) are not calls.

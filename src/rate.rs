@@ -113,6 +113,10 @@ impl Window {
     pub(crate) const fn empty(gen: u16) -> Window {
         Window((gen as u64) << TAG_SHIFT)
     }
+    /// A full window (`window` calls) of generation `gen` without a failure.
+    const fn clean(gen: u16, window: u32) -> Window {
+        Window(((gen as u64) << TAG_SHIFT) | (1u64 << window))
+    }
     /// Failures in this window if it counts generation `gen`, else 0 (a stale window).
     pub(crate) const fn failures_in(self, gen: u16) -> u32 {
         if self.tag() == gen {
@@ -174,6 +178,7 @@ impl WindowCell {
 
     /// Records one report of generation `gen`: runs [`record`] until its window is installed
     /// or it asks for no write, and returns its verdict.
+    #[inline]
     pub(crate) fn update(&self, gen: u16, outcome: Outcome, p: RateParams) -> Verdict {
         let mut cur = self.load();
         loop {
@@ -204,6 +209,11 @@ pub(crate) fn record(
     outcome: Outcome,
     p: RateParams,
 ) -> (Option<Window>, Verdict) {
+    // A healthy service's steady state, in one compare: a full window of generation `gen` with
+    // no failure stays as it is on a success, below every threshold (which is at least 1%).
+    if w.0 == Window::clean(gen, p.window as u32).0 && outcome == Outcome::Success {
+        return (None, Verdict::Counted);
+    }
     let failed = match outcome {
         Outcome::Success => false,
         Outcome::Failure => true,
@@ -342,7 +352,14 @@ mod tests {
         let (w, _) = run(w, 0, &[false, false], P);
         assert_eq!((w.seen(), w.failures()), (4, 0));
         // The steady state of a healthy service writes nothing.
+        assert_eq!(w, Window::clean(0, 4));
         assert_eq!(record(w, 0, Outcome::Success, P), (None, Verdict::Counted));
+        // A failure still shifts in.
+        let (n, _) = record(w, 0, Outcome::Failure, P);
+        assert_eq!((n.unwrap().seen(), n.unwrap().failures()), (4, 1));
+        // Another generation's clean window is not this one's.
+        let (n, _) = record(w, 1, Outcome::Success, P);
+        assert_eq!((n.unwrap().tag(), n.unwrap().seen()), (1, 1));
     }
 
     #[test]
