@@ -203,6 +203,7 @@ const fn newer(g: u16, t: u16) -> bool {
 
 /// The window update of one report of generation `gen`: the next window (`None` when nothing
 /// changes) and the verdict. Pure. `Ignored` outcomes are not calls: nothing changes.
+#[inline]
 pub(crate) fn record(
     w: Window,
     gen: u16,
