@@ -703,7 +703,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     fn finish_rate(&self, gen: u16, outcome: Outcome, observed: u32, p: RateParams) -> Recorded {
         let w = self.load();
         if w.state() != State::Closed || w.generation() != gen {
-            return self.finish_machine(gen, outcome, observed);
+            return self.finish_rate_machine(gen, outcome, observed);
         }
         let verdict = self.window.update(gen, outcome, p);
         let kind = match outcome {
@@ -725,6 +725,13 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
                 }
             }
         }
+    }
+
+    /// Rate mode's reports through the machine, out of line: keeps the window path's frame
+    /// small.
+    #[inline(never)]
+    fn finish_rate_machine(&self, gen: u16, outcome: Outcome, observed: u32) -> Recorded {
+        self.finish_machine(gen, outcome, observed)
     }
 
     // ---------------------------------------------------------------- internals
