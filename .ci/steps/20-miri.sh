@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# miri: the library's unit tests and the single-threaded and static-breaker scenario tests, on
+# miri: the library's unit tests, the single-threaded and static-breaker scenario tests and the
+# failure-rate mode's scenarios (tests/rate.rs, about 40 s on x86_64 under load), on
 # x86_64 and on powerpc-unknown-linux-gnu (32-bit, big-endian, no native 64-bit atomics, so the
 # state word goes through portable-atomic's fallback). Stress and property tests are left out:
 # far too slow under miri. About 6 to 7 minutes from scratch on a busy 2-core machine (plus the
@@ -22,7 +23,7 @@ export AR_powerpc_unknown_linux_gnu="${AR_powerpc_unknown_linux_gnu:-ar}"
 
 # Test targets that exist (other tests may be added later; a missing one is skipped).
 targets=(--lib)
-for t in scenarios static_breaker; do
+for t in scenarios static_breaker rate; do
   if [ -f "tests/$t.rs" ]; then
     targets+=(--test "$t")
   else
