@@ -135,6 +135,8 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
                 Some(b) => (Some(duration_ms(b.max)), b.jitter_percent),
                 None => (None, 0),
             };
+            // A `match`: `Option::map` is not `const` (clippy sees the plain fn under loom).
+            #[allow(clippy::manual_map)]
             let rate = match config.failure_rate {
                 Some(r) => Some((r.params(), Self::rate_hook as RateHook<C, L>)),
                 None => None,
