@@ -22,10 +22,11 @@ use crate::error::Rejected;
 use crate::event::{Event, EventKind, Interest, Listener};
 use crate::listeners::{self, ListenerId, ListenerTableFull, Listeners};
 use crate::machine::{
-    self, closed_admit, closed_success_is_noop, open_rejects, transition, Effect, Env, Op, Params,
-    PeriodFn, Step,
+    self, closed_admit, closed_success_is_noop, open_rejects, Effect, Env, Op, Params, PeriodFn,
+    Step, Transition,
 };
 use crate::permit::{Permit, Recorded};
+use crate::rate::{self, RateParams, Verdict, WindowCell};
 use crate::snapshot::Snapshot;
 use crate::state::{Outcome, State};
 use crate::sync::{loom_const_fn, AtomicU32, AtomicU64, Ordering};
@@ -66,6 +67,35 @@ pub struct CircuitBreaker<C, const L: usize = 4> {
     listeners: Listeners<L>,
     listener_panics: AtomicU32,
     clock: C,
+    /// Failure-rate mode: its numbers and its code, or `None` in consecutive mode. The code is
+    /// reached only through this pointer, so a firmware whose breakers are all consecutive (and
+    /// built in `const`) does not link it.
+    rate: Option<(RateParams, RateHook<C, L>)>,
+    /// Rate mode's window of the last calls (see `rate.rs`); unused in consecutive mode.
+    window: WindowCell,
+}
+
+/// Rate mode's entry point: every rate-mode operation goes through it. Scalar arguments, passed
+/// in registers, keep the call sites in the shared paths a few instructions long.
+type RateHook<C, const L: usize> = fn(
+    &CircuitBreaker<C, L>,
+    RateOp,
+    u16,
+    Outcome,
+    u32,
+    Option<&dyn fmt::Debug>,
+) -> (Recorded, u32);
+
+/// What the rate-mode entry point is asked to do, with its `(gen, outcome, x)` arguments.
+#[derive(Clone, Copy)]
+enum RateOp {
+    /// A report of generation `gen`; `x` is the permit's `observed` (the answer's `Recorded`).
+    Report,
+    /// `close()` (the answer's `u32`: 1 if the state changed).
+    Close,
+    /// `fail_counter` as of the state word whose generation is `gen` and whose low 32 bits are
+    /// `x` (the answer's `u32`).
+    FailCounter,
 }
 
 impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
@@ -121,8 +151,15 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
                 ),
                 None => (None, 0, machine::fixed_period as PeriodFn),
             };
+            // A `match`: `Option::map` is not `const` (clippy sees the plain fn under loom).
+            #[allow(clippy::manual_map)]
+            let rate = match config.failure_rate {
+                Some(r) => Some((r.params(), Self::rate_hook as RateHook<C, L>)),
+                None => None,
+            };
             CircuitBreaker {
-                word: AtomicU64::new(Word::INITIAL.0),
+                // Rate mode keeps the `CALL_EVENTS` bit set: every call takes the slow paths.
+                word: AtomicU64::new(Word::INITIAL.with_call_events(rate.is_some()).0),
                 opened_at: AtomicU64::new(0),
                 fail_max: AtomicU32::new(config.fail_max),
                 success_threshold: AtomicU32::new(config.success_threshold),
@@ -136,6 +173,8 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
                 listeners: Listeners::new(),
                 listener_panics: AtomicU32::new(0),
                 clock,
+                rate,
+                window: WindowCell::new(),
             }
         }
     }
@@ -325,6 +364,22 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         observed: u32,
         error: Option<&dyn fmt::Debug>,
     ) -> Recorded {
+        if let Some((_, hook)) = self.rate {
+            return hook(self, RateOp::Report, gen, outcome, observed, error).0;
+        }
+        self.finish_machine(gen, outcome, observed, error)
+    }
+
+    /// A report through the machine and the CAS helper (every report in consecutive mode; in
+    /// rate mode, those that do not find the breaker Closed in their generation).
+    #[inline(always)]
+    fn finish_machine(
+        &self,
+        gen: u16,
+        outcome: Outcome,
+        observed: u32,
+        error: Option<&dyn fmt::Debug>,
+    ) -> Recorded {
         if outcome == Outcome::Success && closed_success_is_noop(self.load(), gen) {
             self.emit_outcome(EventKind::Success, observed);
             return Recorded::Counted;
@@ -365,7 +420,13 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// Closes the breaker and resets every counter; releases ForcedOpen and Disabled. On a
     /// breaker already Closed it clears the failure count (as PyBreaker's `close()` does) without
     /// an event. Returns whether the state changed.
+    ///
+    /// In failure-rate mode, closing a Closed breaker starts a new generation (and so a new,
+    /// empty window): reports of calls admitted before count nothing.
     pub fn close(&self) -> bool {
+        if let Some((_, hook)) = self.rate {
+            return hook(self, RateOp::Close, 0, Outcome::Ignored, 0, None).1 != 0;
+        }
         self.manage(Op::Close)
     }
 
@@ -483,10 +544,24 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// Consecutive failures counted while Closed; while Open, the failures that tripped it
     /// (0 after a manual open, 1 after a failed half-open trial). 0 in the other states.
     ///
+    /// In failure-rate mode: while Closed, the failures among the calls in the window; while
+    /// Open, the failures in the window that tripped it (or 0 and 1 as above).
+    ///
     /// Not PyBreaker's `fail_counter`, which keeps counting through Open and HalfOpen (it reads
     /// `fail_max + 1` after a failed trial) and is reset only by a success or `close()`.
     pub fn fail_counter(&self) -> u32 {
         let w = self.load();
+        if let Some((_, hook)) = self.rate {
+            return hook(
+                self,
+                RateOp::FailCounter,
+                w.generation(),
+                Outcome::Ignored,
+                w.0 as u32,
+                None,
+            )
+            .1;
+        }
         match w.state() {
             State::Closed | State::Open => w.count(),
             _ => 0,
@@ -529,6 +604,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     }
 
     /// Every monitored value at once, decoded from a single load of the state word.
+    /// (In failure-rate mode, `fail_counter` while Closed also loads the window word.)
     pub fn snapshot(&self) -> Snapshot {
         let w = self.load();
         let count = w.count();
@@ -536,7 +612,10 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         Snapshot {
             name: self.name,
             state,
-            fail_counter: if matches!(state, State::Closed | State::Open) {
+            fail_counter: if let Some((_, hook)) = self.rate {
+                let (gen, low) = (w.generation(), w.0 as u32);
+                hook(self, RateOp::FailCounter, gen, Outcome::Ignored, low, None).1
+            } else if matches!(state, State::Closed | State::Open) {
                 count
             } else {
                 0
@@ -658,7 +737,8 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// While they race, a call may briefly miss (or pay for) per-call events.
     fn sync_call_events(&self) {
         loop {
-            let wants = self.listeners.wants_calls();
+            // Rate mode keeps the bit: its reports must all reach the slow path.
+            let wants = self.listeners.wants_calls() || self.rate.is_some();
             if wants {
                 self.word
                     .fetch_or(crate::word::CALL_EVENTS_MASK, Ordering::SeqCst);
@@ -666,10 +746,115 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
                 self.word
                     .fetch_and(!crate::word::CALL_EVENTS_MASK, Ordering::SeqCst);
             }
-            if self.listeners.wants_calls() == wants {
+            if (self.listeners.wants_calls() || self.rate.is_some()) == wants {
                 return;
             }
         }
+    }
+
+    /// In failure-rate mode, the calls in the current window and how many of them failed
+    /// (`(0, 0)` outside Closed: each Closed period starts a new window); `None` in
+    /// consecutive mode.
+    pub fn failure_window(&self) -> Option<(u32, u32)> {
+        self.rate?;
+        let (w, win) = (self.load(), self.window.load());
+        if w.state() == State::Closed && win.tag() == w.generation() {
+            Some((win.seen(), win.failures()))
+        } else {
+            Some((0, 0))
+        }
+    }
+
+    // ---------------------------------------------------------------- rate mode
+
+    /// Rate mode's code, reached only through the `rate` field's pointer (see `RateHook`).
+    #[inline(never)]
+    fn rate_hook(
+        &self,
+        op: RateOp,
+        gen: u16,
+        outcome: Outcome,
+        x: u32,
+        error: Option<&dyn fmt::Debug>,
+    ) -> (Recorded, u32) {
+        let Some((p, _)) = self.rate else {
+            return (Recorded::Dropped, 0);
+        };
+        match op {
+            RateOp::Report => (self.finish_rate(gen, outcome, x, p, error), 0),
+            RateOp::Close => {
+                let (old, step, now) = self.apply_with(rate::RateClose);
+                self.after_change(old, &step, now);
+                (Recorded::Counted, (step.effect == Effect::Changed) as u32)
+            }
+            RateOp::FailCounter => {
+                // State and count are in the low 32 bits; the generation comes whole.
+                let w = Word(u64::from(x));
+                let n = match w.state() {
+                    State::Closed => self.window.load().failures_in(gen),
+                    State::Open => w.count(),
+                    _ => 0,
+                };
+                (Recorded::Counted, n)
+            }
+        }
+    }
+
+    /// A report in rate mode. Closed in the permit's generation: the window's CAS, then, if the
+    /// window says so, the trip as one CAS of the state word (`rate::trip`). Otherwise (trials,
+    /// stale permits, Disabled) the machine, exactly as in consecutive mode.
+    fn finish_rate(
+        &self,
+        gen: u16,
+        outcome: Outcome,
+        observed: u32,
+        p: RateParams,
+        error: Option<&dyn fmt::Debug>,
+    ) -> Recorded {
+        let w = self.load();
+        if w.state() != State::Closed || w.generation() != gen {
+            return self.finish_rate_machine(gen, outcome, observed, error);
+        }
+        let verdict = self.window.update(gen, outcome, p);
+        let kind = match outcome {
+            Outcome::Success => EventKind::Success,
+            // In rate mode, `failures` is the window's failure count (what `fail_counter` reads).
+            Outcome::Failure => EventKind::Failure {
+                failures: match verdict {
+                    Verdict::Trip { failures } => failures,
+                    _ => self.window.load().failures_in(gen),
+                },
+                error,
+            },
+            Outcome::Ignored => EventKind::Ignored { error },
+        };
+        self.emit_outcome(kind, observed);
+        match verdict {
+            Verdict::Counted => Recorded::Counted,
+            Verdict::Dropped => Recorded::Dropped,
+            Verdict::Trip { failures } => {
+                let (old, step, now) = self.apply_with(rate::RateTrip { gen, failures });
+                self.after_change(old, &step, now);
+                match step.effect {
+                    Effect::Recorded { tripped: true, .. } => Recorded::Tripped,
+                    // Another report tripped first, or the breaker moved: counted in the window.
+                    _ => Recorded::Counted,
+                }
+            }
+        }
+    }
+
+    /// Rate mode's reports through the machine, out of line: keeps the window path's frame
+    /// small.
+    #[inline(never)]
+    fn finish_rate_machine(
+        &self,
+        gen: u16,
+        outcome: Outcome,
+        observed: u32,
+        error: Option<&dyn fmt::Debug>,
+    ) -> Recorded {
+        self.finish_machine(gen, outcome, observed, error)
     }
 
     // ---------------------------------------------------------------- internals
@@ -706,13 +891,20 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// taken (the same reading is reused across retries: it is the time the operation began).
     #[inline(always)]
     fn apply(&self, op: Op) -> (Word, Step, Option<u64>) {
+        self.apply_with(op)
+    }
+
+    /// [`apply`](Self::apply) with any pure step of the word (rate mode's trip and close, from
+    /// `rate.rs`): the CAS loop itself.
+    #[inline(always)]
+    fn apply_with(&self, t: impl Transition) -> (Word, Step, Option<u64>) {
         let env = BreakerEnv {
             b: self,
             now: Cell::new(None),
         };
         let mut cur = self.load();
         loop {
-            let step = transition(cur, op, &env);
+            let step = t.step(cur, &env);
             let Some(next) = step.next else {
                 return (cur, step, env.now.get());
             };

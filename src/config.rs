@@ -56,6 +56,103 @@ impl Backoff {
     }
 }
 
+/// Failure-rate mode: trip when, among the last `window` calls, at least `minimum_calls` were
+/// seen and at least `threshold_percent` percent of them failed (Resilience4j's count-based
+/// sliding window). Set it with [`Config::failure_rate`]; without it the breaker counts
+/// consecutive failures against `fail_max`, PyBreaker's rule and the default.
+///
+/// ```
+/// use atomic_breaker::{Config, FailureRate};
+///
+/// // Trip when half of the last 20 calls failed, once at least 10 were seen.
+/// const CONFIG: Config =
+///     Config::new().failure_rate(FailureRate::new(50, 20).minimum_calls(10));
+/// assert!(CONFIG.validate().is_ok());
+/// ```
+///
+/// An invalid one in a `static` is a compile error, as every configuration error is:
+///
+/// ```compile_fail
+/// use atomic_breaker::{CircuitBreaker, Config, FailureRate, ManualClock};
+/// static CLOCK: ManualClock = ManualClock::new();
+/// // error: the failure-rate window must be between 1 and 47 calls
+/// static BAD: CircuitBreaker<&ManualClock> = CircuitBreaker::new(
+///     "bad",
+///     Config::new().failure_rate(FailureRate::new(50, 0)),
+///     &CLOCK,
+/// );
+/// ```
+///
+/// Rate mode writes the window on every call (one CAS of a second word), so its closed path
+/// costs more than consecutive mode's, which writes nothing; see the README, "When to choose
+/// which mode". Outcomes reported as [`Outcome::Ignored`](crate::Outcome::Ignored) are not calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FailureRate {
+    pub(crate) threshold_percent: u32,
+    pub(crate) window: u32,
+    pub(crate) minimum_calls: u32,
+}
+
+impl FailureRate {
+    /// Trip at `threshold_percent` percent (1 to 100) of failures among the last `window`
+    /// calls (1 to [`MAX_WINDOW`]); `minimum_calls` starts equal to `window`.
+    pub const fn new(threshold_percent: u32, window: u32) -> Self {
+        FailureRate {
+            threshold_percent,
+            window,
+            minimum_calls: window,
+        }
+    }
+
+    /// Calls that must be in the window before the rate can trip the breaker (1 to `window`).
+    pub const fn minimum_calls(mut self, n: u32) -> Self {
+        self.minimum_calls = n;
+        self
+    }
+
+    /// The failure rate, in percent, that trips the breaker.
+    pub const fn threshold_percent(&self) -> u32 {
+        self.threshold_percent
+    }
+
+    /// How many of the latest calls the rate is computed over.
+    pub const fn window(&self) -> u32 {
+        self.window
+    }
+
+    /// The calls needed in the window before it can trip the breaker.
+    pub const fn get_minimum_calls(&self) -> u32 {
+        self.minimum_calls
+    }
+
+    /// Checks the three numbers.
+    pub const fn validate(&self) -> Result<(), ConfigError> {
+        if self.window == 0 || self.window > MAX_WINDOW {
+            return Err(ConfigError::Window(self.window));
+        }
+        if self.threshold_percent == 0 || self.threshold_percent > 100 {
+            return Err(ConfigError::FailureRateThreshold(self.threshold_percent));
+        }
+        if self.minimum_calls == 0 || self.minimum_calls > self.window {
+            return Err(ConfigError::MinimumCalls(self.minimum_calls));
+        }
+        Ok(())
+    }
+
+    /// The validated numbers, for the breaker.
+    pub(crate) const fn params(&self) -> crate::rate::RateParams {
+        crate::rate::RateParams {
+            window: self.window as u8,
+            minimum_calls: self.minimum_calls as u8,
+            threshold_percent: self.threshold_percent as u8,
+        }
+    }
+}
+
+/// Largest `window` of a [`FailureRate`] (47 calls): the window word keeps the outcomes, a mark
+/// and the 16-bit generation in 64 bits (see the README, "When to choose which mode").
+pub const MAX_WINDOW: u32 = crate::rate::MAX_WINDOW;
+
 /// The configuration of a [`CircuitBreaker`](crate::CircuitBreaker).
 ///
 /// Every method is `const`, so a configuration can be built in a `static`:
@@ -80,6 +177,7 @@ pub struct Config {
     pub(crate) half_open_max_calls: u32,
     pub(crate) trial_lease: Duration,
     pub(crate) backoff: Option<Backoff>,
+    pub(crate) failure_rate: Option<FailureRate>,
 }
 
 impl Default for Config {
@@ -99,6 +197,7 @@ impl Config {
             half_open_max_calls: 1,
             trial_lease: Duration::from_secs(60),
             backoff: None,
+            failure_rate: None,
         }
     }
 
@@ -142,6 +241,13 @@ impl Config {
         self
     }
 
+    /// Failure-rate mode instead of consecutive failures: see [`FailureRate`]. `fail_max` is
+    /// then not used (it stays readable and settable, and counts nothing).
+    pub const fn failure_rate(mut self, r: FailureRate) -> Self {
+        self.failure_rate = Some(r);
+        self
+    }
+
     /// Checks every field against the limits of the state word.
     pub const fn validate(&self) -> Result<(), ConfigError> {
         if let Err(e) = check_fail_max(self.fail_max) {
@@ -170,6 +276,11 @@ impl Config {
                 return Err(ConfigError::Jitter(b.jitter_percent));
             }
         }
+        if let Some(r) = self.failure_rate {
+            if let Err(e) = r.validate() {
+                return Err(e);
+            }
+        }
         Ok(())
     }
 
@@ -196,6 +307,10 @@ impl Config {
     /// The backoff, if any.
     pub const fn get_backoff(&self) -> Option<Backoff> {
         self.backoff
+    }
+    /// The failure-rate mode, if set (else consecutive failures count).
+    pub const fn get_failure_rate(&self) -> Option<FailureRate> {
+        self.failure_rate
     }
 }
 
@@ -311,6 +426,12 @@ pub enum ConfigError {
     Empty(&'static str),
     /// `backoff_jitter_percent` without `backoff_max_ms` (feature `serde`).
     JitterWithoutBackoff,
+    /// A [`FailureRate`] window of 0 calls or more than [`MAX_WINDOW`].
+    Window(u32),
+    /// A [`FailureRate`] threshold of 0 or above 100 percent.
+    FailureRateThreshold(u32),
+    /// A [`FailureRate`] `minimum_calls` of 0 or more than its window.
+    MinimumCalls(u32),
 }
 
 impl ConfigError {
@@ -333,6 +454,13 @@ impl ConfigError {
             ConfigError::JitterWithoutBackoff => {
                 "backoff_jitter_percent needs backoff_max_ms (jitter applies to a backoff)"
             }
+            ConfigError::Window(_) => "the failure-rate window must be between 1 and 47 calls",
+            ConfigError::FailureRateThreshold(_) => {
+                "the failure-rate threshold must be between 1 and 100 percent"
+            }
+            ConfigError::MinimumCalls(_) => {
+                "minimum_calls must be between 1 and the failure-rate window"
+            }
         }
     }
 }
@@ -342,7 +470,10 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::FailMax(n)
             | ConfigError::SuccessThreshold(n)
-            | ConfigError::HalfOpenMaxCalls(n) => write!(f, "{} (got {n})", self.message()),
+            | ConfigError::HalfOpenMaxCalls(n)
+            | ConfigError::Window(n)
+            | ConfigError::FailureRateThreshold(n)
+            | ConfigError::MinimumCalls(n) => write!(f, "{} (got {n})", self.message()),
             ConfigError::ResetTimeout(d)
             | ConfigError::TrialLease(d)
             | ConfigError::BackoffMax(d)
@@ -409,6 +540,49 @@ mod tests {
             c.backoff(b.jitter_percent(101)).validate(),
             Err(ConfigError::Jitter(101))
         );
+    }
+
+    #[test]
+    fn failure_rate_limits_are_enforced() {
+        let c = Config::new();
+        let ok = FailureRate::new(50, 20).minimum_calls(10);
+        assert_eq!(c.failure_rate(ok).validate(), Ok(()));
+        assert_eq!(c.get_failure_rate(), None);
+        assert_eq!(c.failure_rate(ok).get_failure_rate(), Some(ok));
+        assert_eq!(FailureRate::new(50, 20).get_minimum_calls(), 20);
+        let bad = |r: FailureRate| c.failure_rate(r).validate();
+        assert_eq!(bad(FailureRate::new(50, 0)), Err(ConfigError::Window(0)));
+        assert_eq!(bad(FailureRate::new(50, MAX_WINDOW)), Ok(()));
+        assert_eq!(
+            bad(FailureRate::new(50, MAX_WINDOW + 1)),
+            Err(ConfigError::Window(MAX_WINDOW + 1))
+        );
+        assert_eq!(bad(FailureRate::new(50, 65)), Err(ConfigError::Window(65)));
+        assert_eq!(
+            bad(FailureRate::new(0, 10)),
+            Err(ConfigError::FailureRateThreshold(0))
+        );
+        assert_eq!(bad(FailureRate::new(100, 10)), Ok(()));
+        assert_eq!(
+            bad(FailureRate::new(101, 10)),
+            Err(ConfigError::FailureRateThreshold(101))
+        );
+        assert_eq!(
+            bad(FailureRate::new(50, 10).minimum_calls(0)),
+            Err(ConfigError::MinimumCalls(0))
+        );
+        assert_eq!(
+            bad(FailureRate::new(50, 10).minimum_calls(11)),
+            Err(ConfigError::MinimumCalls(11))
+        );
+        assert_eq!(bad(FailureRate::new(50, 10).minimum_calls(1)), Ok(()));
+        let e = ConfigError::MinimumCalls(11);
+        #[cfg(feature = "std")]
+        assert_eq!(
+            std::format!("{e}"),
+            "minimum_calls must be between 1 and the failure-rate window (got 11)"
+        );
+        let _ = e;
     }
 
     #[test]

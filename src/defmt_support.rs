@@ -208,7 +208,10 @@ impl Format for ConfigError {
         match *self {
             ConfigError::FailMax(n)
             | ConfigError::SuccessThreshold(n)
-            | ConfigError::HalfOpenMaxCalls(n) => {
+            | ConfigError::HalfOpenMaxCalls(n)
+            | ConfigError::Window(n)
+            | ConfigError::FailureRateThreshold(n)
+            | ConfigError::MinimumCalls(n) => {
                 defmt::write!(f, "{=str} (got {=u32})", self.message(), n)
             }
             ConfigError::ResetTimeout(d)

@@ -81,6 +81,7 @@ mod listeners;
 mod machine;
 mod owned_permit;
 mod permit;
+mod rate;
 mod snapshot;
 mod state;
 mod sync;
@@ -134,6 +135,7 @@ pub use config::{
     Backoff, Config, ConfigError, MAX_FAIL_MAX, MAX_HALF_OPEN_CALLS, MAX_PERIOD,
     MAX_SUCCESS_THRESHOLD,
 };
+pub use config::{FailureRate, MAX_WINDOW};
 pub use error::{Error, Rejected};
 pub use event::{Event, EventKind, EventRecord, Interest, Listener};
 pub use listeners::{ListenerId, ListenerTableFull};

@@ -1453,3 +1453,67 @@ fn manual_trip_for_races_trial_call() {
         }
     });
 }
+
+// ------------------------------------------------------------------------------ rate mode
+
+/// A rate-mode breaker (threshold 50%, window 2, minimum 2) with one failure and one success
+/// already in its window, leaked so that loom threads can share it.
+fn rate_breaker() -> &'static CircuitBreaker<ManualClock, 1> {
+    let b: &'static CircuitBreaker<ManualClock, 1> = Box::leak(Box::new(CircuitBreaker::new(
+        "loom-rate",
+        Config::new().failure_rate(crate::FailureRate::new(50, 2)),
+        ManualClock::new(),
+    )));
+    b.allow().unwrap().success();
+    b
+}
+
+/// Two failures race on a rate-mode window (window 2, 50%, one success already in it): each
+/// window CAS decides on the window it produced, and the trip is one CAS of the state word, so
+/// exactly one of them reports `Tripped`, the breaker ends Open, and `fail_counter` says how
+/// many failures were in the tripping window (1 or 2, depending on the order of the CASes).
+#[test]
+fn rate_window_updates_race_a_trip() {
+    const K: usize = 25;
+    model::<K>("rate_window_updates_race_a_trip", 2, || {
+        begin_iteration::<K>();
+        let b = rate_breaker();
+        let p0 = b.allow().unwrap();
+        let p1 = b.allow().unwrap();
+        let t0 = thread::spawn(move || p0.failure());
+        let t1 = thread::spawn(move || p1.failure());
+        let r = [t0.join().unwrap(), t1.join().unwrap()];
+        let trips = r.iter().filter(|r| **r == Recorded::Tripped).count();
+        assert_eq!(trips, 1, "{r:?}");
+        // The other report is counted in the window (its own trip dropped: already Open), or
+        // finds the breaker Open and is dropped, as in consecutive mode.
+        assert!(r
+            .iter()
+            .all(|r| matches!(r, Recorded::Tripped | Recorded::Counted | Recorded::Dropped)));
+        assert_eq!(b.state(), State::Open);
+        assert!(matches!(b.fail_counter(), 1 | 2));
+    });
+}
+
+/// A failure whose window update trips races `close()` of the Closed breaker. `close()` starts
+/// a new generation, so the trip decided on the old window either lands before it (and
+/// `close()` closes the breaker again) or is dropped: the breaker always ends Closed, with an
+/// empty window, and a success and a failure in the old generation never count in the new one.
+#[test]
+fn rate_trip_races_close() {
+    const K: usize = 26;
+    model::<K>("rate_trip_races_close", 2, || {
+        begin_iteration::<K>();
+        let b = rate_breaker();
+        let p = b.allow().unwrap();
+        let t0 = thread::spawn(move || p.failure());
+        let t1 = thread::spawn(move || b.close());
+        let recorded = t0.join().unwrap();
+        let changed = t1.join().unwrap();
+        assert_eq!(b.state(), State::Closed);
+        // close() changed the state exactly when the trip landed first.
+        assert_eq!(changed, recorded == Recorded::Tripped, "{recorded:?}");
+        assert_eq!(b.failure_window(), Some((0, 0)));
+        assert_eq!(b.fail_counter(), 0);
+    });
+}

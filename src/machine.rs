@@ -157,6 +157,21 @@ pub(crate) fn transition(w: Word, op: Op, env: &impl Env) -> Step {
     }
 }
 
+/// A pure step of the state word that the breaker's one CAS helper can apply: [`Op`] (through
+/// [`transition`]) and rate mode's trip and close (`rate.rs`). Always inlined, like
+/// [`transition`], so each call site keeps only its own operation's branch.
+pub(crate) trait Transition: Copy {
+    /// The step from `w`.
+    fn step(self, w: Word, env: &impl Env) -> Step;
+}
+
+impl Transition for Op {
+    #[inline(always)]
+    fn step(self, w: Word, env: &impl Env) -> Step {
+        transition(w, self, env)
+    }
+}
+
 /// The closed path of [`Op::Acquire`], without the machine: `Some(gen)` when `w` admits a
 /// non-trial call writing nothing (what `transition` decides for Closed). The breaker's `allow`
 /// takes [`Word::is_closed_quiet`] (this, with no per-call listener, in one masked compare)
@@ -354,7 +369,7 @@ fn reset(w: Word, to: State) -> Word {
 }
 
 /// `w` moved to Open with `count` failures on record and backoff exponent `level`.
-fn open_word(w: Word, count: u32, level: u32, env: &impl Env) -> Word {
+pub(crate) fn open_word(w: Word, count: u32, level: u32, env: &impl Env) -> Word {
     let now = env.now();
     let p = env.params();
     let next = reset(w, State::Open).with_count(count).with_level(level);

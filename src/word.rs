@@ -19,7 +19,7 @@
 //! | `LEVEL` | 15..18 | backoff exponent: consecutive re-trips from HalfOpen, reset on close |
 //! | `GEN` | 18..34 | generation, bumped by every state change, every `trip_for` and every trial re-arm |
 //! | `UNTIL` | 34..63 | Open: retry deadline. HalfOpen: lease deadline of the newest trial. In ms, modulo 2^29 |
-//! | `E` | 63 | `CALL_EVENTS`: some listener wants per-call events (`BeforeCall`, outcomes); see below |
+//! | `E` | 63 | `CALL_EVENTS`: some listener wants per-call events (`BeforeCall`, outcomes), or the breaker is in failure-rate mode; see below |
 //!
 //! The all-zero word is a fresh Closed breaker with no per-call listener, so a `const`
 //! constructor needs no clock. Closed encodes as 0 and `E` is a bit of the word, so the closed
@@ -60,6 +60,13 @@
 //! alone, which the CAS helper's loops simply retry over). If more bits are ever needed, `UNTIL` can give one up (halving the modulus and the 5.2-day window
 //! above, which must stay larger than [`MAX_PERIOD_MS`]), or `IN_FLIGHT` can (halving
 //! `half_open_max_calls`).
+//!
+//! Failure-rate mode sets the bit for the breaker's whole life (the constructor sets it and the
+//! listener table's mirroring never clears it), so both closed-path compares fail and every
+//! call takes the slow paths, where the report updates the window word (`rate.rs`, its own bit
+//! table). Consecutive mode's masks, compares and instructions are unchanged. In rate mode the
+//! `COUNT` field is not used while Closed (the window counts); while Open it holds the failures
+//! of the window that tripped it.
 
 use crate::state::State;
 
@@ -148,6 +155,11 @@ const _: () = {
     assert!(
         GEN_BITS >= 16,
         "the generation must tell 65,536 changes apart"
+    );
+    // Rate mode's `fail_counter` hands STATE and COUNT over as the word's low 32 bits.
+    assert!(
+        COUNT_SHIFT + COUNT_BITS <= 32,
+        "STATE and COUNT must sit in the low 32 bits"
     );
     // The masked compares below rely on Closed encoding as 0.
     assert!(State::Closed.encode() == 0, "Closed must encode as 0");

@@ -7,7 +7,7 @@ mod model;
 
 use std::time::Duration;
 
-use atomic_breaker::{Backoff, Config, Outcome};
+use atomic_breaker::{Backoff, Config, FailureRate, Outcome, MAX_WINDOW};
 use model::{Op, MAX_PERIOD_MS};
 use proptest::prelude::*;
 
@@ -31,21 +31,45 @@ fn config() -> impl Strategy<Value = Config> {
     let lease = prop_oneof![1 => 1u64..=3, 4 => 1u64..=300];
     // Backoff, without jitter (the model cannot predict it): the cap as a multiple of the timeout.
     let backoff = prop_oneof![2 => Just(None), 1 => (1u64..=40).prop_map(Some)];
-    (fail_max, 1u32..=3, 1u32..=3, reset, lease, backoff).prop_map(
-        |(fail_max, success_threshold, half_open, reset, lease, backoff)| {
-            let mut c = Config::new()
-                .fail_max(fail_max)
-                .success_threshold(success_threshold)
-                .half_open_max_calls(half_open)
-                .reset_timeout(Duration::from_millis(reset))
-                .trial_lease(Duration::from_millis(lease));
-            if let Some(factor) = backoff {
-                let max = (reset.max(1) * factor).min(MAX_PERIOD_MS);
-                c = c.backoff(Backoff::exponential(Duration::from_millis(max)));
-            }
-            c
-        },
+    (
+        fail_max,
+        1u32..=3,
+        1u32..=3,
+        reset,
+        lease,
+        backoff,
+        failure_rate(),
     )
+        .prop_map(
+            |(fail_max, success_threshold, half_open, reset, lease, backoff, rate)| {
+                let mut c = Config::new()
+                    .fail_max(fail_max)
+                    .success_threshold(success_threshold)
+                    .half_open_max_calls(half_open)
+                    .reset_timeout(Duration::from_millis(reset))
+                    .trial_lease(Duration::from_millis(lease));
+                if let Some(factor) = backoff {
+                    let max = (reset.max(1) * factor).min(MAX_PERIOD_MS);
+                    c = c.backoff(Backoff::exponential(Duration::from_millis(max)));
+                }
+                if let Some(r) = rate {
+                    c = c.failure_rate(r);
+                }
+                c
+            },
+        )
+}
+
+/// Failure-rate mode in one case of three: mostly small windows (they fill and slide within a
+/// case), sometimes up to the largest.
+fn failure_rate() -> impl Strategy<Value = Option<FailureRate>> {
+    let window = prop_oneof![6 => 1u32..=10, 1 => 11u32..=MAX_WINDOW];
+    let threshold = prop_oneof![1 => 1u32..=100, 2 => Just(50u32), 1 => Just(100u32)];
+    let rate = (window, threshold, 0.0f64..1.0).prop_map(|(window, threshold, min)| {
+        let minimum = 1 + ((window - 1) as f64 * min) as u32;
+        FailureRate::new(threshold, window).minimum_calls(minimum)
+    });
+    prop_oneof![2 => Just(None), 1 => rate.prop_map(Some)]
 }
 
 fn outcome() -> impl Strategy<Value = Outcome> {
@@ -96,6 +120,9 @@ fn chunk() -> impl Strategy<Value = Vec<Op>> {
         40 => op().prop_map(|o| vec![o]),
         // A call reported at once.
         8 => outcome().prop_map(|o| vec![Op::Allow, Op::Report(0, o)]),
+        // Calls with mixed outcomes reported at once: fills and slides rate mode's window.
+        2 => prop::collection::vec(outcome(), 2..=24)
+            .prop_map(|os| os.into_iter().flat_map(|o| [Op::Allow, Op::Report(0, o)]).collect()),
         // Consecutive failures, sometimes with fail_max lowered under the count.
         2 => (1usize..=6).prop_map(|n| [Op::Allow, Op::Report(0, Outcome::Failure)].repeat(n)),
         1 => (1usize..=5, 1u32..=3).prop_map(|(n, fail_max)| {
@@ -295,6 +322,30 @@ fn generated_cases_reach_every_branch() {
     println!("{hits:#?}");
     let missing = hits.missing();
     assert!(missing.is_empty(), "never reached: {missing:?}");
+}
+
+/// Rate mode: interleaved failures at 50% trip a window of 4 once its minimum is seen; a
+/// `close()` of the Closed breaker drops a held permit's report; a recovered breaker starts with
+/// an empty window.
+#[test]
+fn rate_mode_cases() {
+    let config = Config::new()
+        .reset_timeout(Duration::from_millis(100))
+        .failure_rate(FailureRate::new(50, 4).minimum_calls(4));
+    let call = |o| [Op::Allow, Op::Report(0, o)];
+    let mut ops = vec![Op::Allow]; // held across the close below
+    ops.extend(call(Outcome::Failure));
+    ops.push(Op::Close); // a new window; the held permit is stale
+    ops.push(Op::Report(0, Outcome::Failure)); // dropped
+    for o in [Outcome::Success, Outcome::Failure, Outcome::Success] {
+        ops.extend(call(o));
+    }
+    ops.extend(call(Outcome::Failure)); // 2 of 4: trips
+    ops.extend([Op::Advance(100), Op::Allow, Op::Report(0, Outcome::Success)]); // closes
+    ops.extend(call(Outcome::Failure)); // 1 of 1, below the minimum
+    let end = model::check(&ops, config);
+    assert_eq!(end.state, atomic_breaker::State::Closed);
+    assert_eq!(end.failure_window(), Some((1, 1)));
 }
 
 /// The fuzzer's committed seeds (and any crash input saved there as a regression) replay here.

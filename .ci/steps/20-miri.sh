@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # miri: the library's unit tests, the single-threaded and static-breaker scenario tests and the
-# BreakerMap tests (tests/map.rs, feature `map`), on
+# BreakerMap tests (tests/map.rs, feature `map`) and failure-rate mode's scenarios (tests/rate.rs,
+# about 40 s on x86_64 under load), on
 # x86_64 and on powerpc-unknown-linux-gnu (32-bit, big-endian, no native 64-bit atomics, so the
 # state word goes through portable-atomic's fallback). Stress and property tests are left out:
 # far too slow under miri. About 6 to 7 minutes from scratch on a busy 2-core machine (plus the
@@ -23,7 +24,7 @@ export AR_powerpc_unknown_linux_gnu="${AR_powerpc_unknown_linux_gnu:-ar}"
 
 # Test targets that exist (other tests may be added later; a missing one is skipped).
 targets=(--lib)
-for t in scenarios static_breaker map; do
+for t in scenarios static_breaker map rate; do
   if [ -f "tests/$t.rs" ]; then
     targets+=(--test "$t")
   else

@@ -102,20 +102,21 @@ BUDGET_V7M=${BREAKER_TEXT_BUDGET_V7M:-1792}
 TABLE_CEILING=${BREAKER_TABLE_TEXT_CEILING:-3072}
 # typical: a static breaker (listener capacity 0) guarding one call plus a state check; table: the
 # same with the default capacity of 4 and no listener; embassy: typical on EmbassyClock; all:
-# every operation.
-printf '%-20s %9s %9s %9s %9s %9s\n' target baseline "+typical" "+table" "+embassy" "+all ops"
+# every operation; rate: typical in failure-rate mode (not held to the budget: it is opt-in).
+printf '%-20s %9s %9s %9s %9s %9s %10s\n' target baseline "+typical" "+table" "+embassy" "+all ops" "+rate mode"
 over=0
 for target in thumbv6m-none-eabi thumbv7m-none-eabi; do
   fw cargo build -q --release --target "$target" --bin size_base --bin size_typical --bin size_table \
-    --bin size_embassy --bin size_all
+    --bin size_embassy --bin size_all --bin size_rate
   text() { "$SIZE" -A "$FW_TARGET/$target/release/$1" | awk '$1 == ".text" { print $2 }'; }
   base=$(text size_base)
   typical=$(text size_typical)
   table=$(text size_table)
   embassy=$(text size_embassy)
   all=$(text size_all)
-  printf '%-20s %9s %9s %9s %9s %9s\n' "$target" "$base" "+$((typical - base))" "+$((table - base))" \
-    "+$((embassy - base))" "+$((all - base))"
+  rate=$(text size_rate)
+  printf '%-20s %9s %9s %9s %9s %9s %10s\n' "$target" "$base" "+$((typical - base))" "+$((table - base))" \
+    "+$((embassy - base))" "+$((all - base))" "+$((rate - base))"
   case $target in
     thumbv6m-*) budget=$BUDGET_V6M ;;
     *) budget=$BUDGET_V7M ;;

@@ -12,6 +12,11 @@
 //! (`#[path = "../../tests/model/mod.rs"] mod model;`), so it depends on nothing but the crate and
 //! `std`. [`from_bytes`] turns any bytes into a valid case for the fuzzer.
 //!
+//! Failure-rate mode ([`FailureRate`]) is modelled as Resilience4j's count-based window: the
+//! outcomes (success or failure) of the last `window` calls reported in the current Closed
+//! period, a plain `VecDeque`; it trips when at least `minimum_calls` are in it and at least
+//! `threshold` percent of them failed; `close()` of a Closed breaker starts a new generation.
+//!
 //! The model has no generation wrap: a report is counted only in the very generation it was
 //! admitted in. The real word tells 2^16 generations apart, so the two agree as long as no
 //! permit is held across 65,536 changes, which no generated case comes near (the cases do hold
@@ -23,13 +28,13 @@
 #![allow(dead_code)] // each includer uses a different subset
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use atomic_breaker::{
-    Backoff, CircuitBreaker, Config, Event, EventKind, ManualClock, Outcome, Permit, Recorded,
-    Rejected, State,
+    Backoff, CircuitBreaker, Config, Event, EventKind, FailureRate, ManualClock, Outcome, Permit,
+    Recorded, Rejected, State, MAX_WINDOW,
 };
 
 /// Generations the real word can tell apart (the snapshot shows the generation modulo this).
@@ -115,6 +120,12 @@ branches! {
     DeadlineAcrossThe2To29MsWrap => "deadline across the 2^29 ms wrap",
     DeadlineBeyondU64Max => "deadline beyond u64::MAX",
     ClockAtU64Max => "clock at u64::MAX",
+    RateCounted => "rate mode: outcome counted in the window",
+    RateBelowMinimumCalls => "rate mode: threshold reached below minimum_calls",
+    RateSlid => "rate mode: a failure slid out of a full window",
+    RateTrip => "rate mode: trip",
+    RateTripOnSuccess => "rate mode: a success reaching minimum_calls trips",
+    RateCloseStartsANewWindow => "rate mode: close() when Closed starts a new window",
 }
 
 /// How often each [`Branch`] ran, indexed by the branch.
@@ -230,6 +241,12 @@ pub struct Model {
     pub half_open_max_calls: u32,
     pub lease_ms: u64,
     pub backoff_max_ms: Option<u64>,
+    /// Failure-rate mode: `(threshold percent, window, minimum_calls)`.
+    pub rate: Option<(u32, u32, u32)>,
+    /// Rate mode: the outcomes of the last calls of generation `window_gen` (true = failure),
+    /// oldest first.
+    pub window: VecDeque<bool>,
+    pub window_gen: u64,
 
     /// The clock, in ms.
     pub now: u64,
@@ -267,6 +284,11 @@ impl Model {
             half_open_max_calls: config.get_half_open_max_calls(),
             lease_ms: ms(config.get_trial_lease()),
             backoff_max_ms: config.get_backoff().map(|b| ms(b.max())),
+            rate: config
+                .get_failure_rate()
+                .map(|r| (r.threshold_percent(), r.window(), r.get_minimum_calls())),
+            window: VecDeque::new(),
+            window_gen: 0,
             now,
             state: State::Closed,
             failures: 0,
@@ -286,10 +308,52 @@ impl Model {
     // ---------------------------------------------------------------- observations
 
     pub fn fail_counter(&self) -> u32 {
+        if self.rate.is_some() && self.state == State::Closed {
+            return self.failure_window().map_or(0, |(_, f)| f);
+        }
         match self.state {
             State::Closed | State::Open => self.failures,
             _ => 0,
         }
+    }
+
+    /// Rate mode: the calls in the current Closed period's window and its failures.
+    pub fn failure_window(&self) -> Option<(u32, u32)> {
+        self.rate?;
+        if self.state == State::Closed && self.window_gen == self.generation {
+            let failures = self.window.iter().filter(|f| **f).count() as u32;
+            Some((self.window.len() as u32, failures))
+        } else {
+            Some((0, 0))
+        }
+    }
+
+    /// Rate mode: `failed` recorded in the current window; whether it trips.
+    fn record_rate(&mut self, failed: bool) -> Option<u32> {
+        let (threshold, window, minimum) = self.rate?;
+        if self.window_gen != self.generation {
+            self.window.clear();
+            self.window_gen = self.generation;
+        }
+        self.window.push_back(failed);
+        if self.window.len() as u32 > window && self.window.pop_front() == Some(true) {
+            self.hit(Branch::RateSlid);
+        }
+        let seen = self.window.len() as u32;
+        let failures = self.window.iter().filter(|f| **f).count() as u32;
+        if failures * 100 >= threshold * seen {
+            if seen >= minimum {
+                self.hit(if failed {
+                    Branch::RateTrip
+                } else {
+                    Branch::RateTripOnSuccess
+                });
+                return Some(failures);
+            }
+            self.hit(Branch::RateBelowMinimumCalls);
+        }
+        self.hit(Branch::RateCounted);
+        None
     }
 
     pub fn success_counter(&self) -> u32 {
@@ -528,6 +592,15 @@ impl Model {
             self.hit(Branch::ReportFromAnEarlierGeneration);
             return Recorded::Dropped;
         }
+        if self.rate.is_some() && self.state == State::Closed && outcome != Outcome::Ignored {
+            return match self.record_rate(outcome == Outcome::Failure) {
+                Some(failures) => {
+                    self.trip(failures);
+                    Recorded::Tripped
+                }
+                None => Recorded::Counted,
+            };
+        }
         match (self.state, outcome) {
             (State::Closed, Outcome::Success) => {
                 if self.failures > 0 {
@@ -639,6 +712,12 @@ impl Model {
     }
 
     pub fn close(&mut self) -> bool {
+        if self.rate.is_some() && self.state == State::Closed {
+            self.events.clear();
+            self.hit(Branch::RateCloseStartsANewWindow);
+            self.generation += 1;
+            return false;
+        }
         if self.state == State::Closed && self.failures > 0 {
             self.events.clear();
             self.hit(Branch::CloseClearsTheCount);
@@ -970,6 +1049,7 @@ struct Observed {
     fail_max: u32,
     success_threshold: u32,
     reset_timeout: Duration,
+    failure_window: Option<(u32, u32)>,
 }
 
 impl Observed {
@@ -987,6 +1067,7 @@ impl Observed {
             fail_max: b.fail_max(),
             success_threshold: b.success_threshold(),
             reset_timeout: b.reset_timeout(),
+            failure_window: b.failure_window(),
         };
         // The snapshot, one load of the word, agrees with the getters, one load each.
         let from_snapshot = Observed {
@@ -1020,6 +1101,7 @@ impl Observed {
             fail_max: m.fail_max,
             success_threshold: m.success_threshold,
             reset_timeout: Duration::from_millis(m.reset_timeout_ms),
+            failure_window: m.failure_window(),
         }
     }
 }
@@ -1099,7 +1181,18 @@ const PERIODS: [u64; 9] = [
 /// [`check_from`]. Never panics; short inputs give short cases.
 pub fn from_bytes(data: &[u8]) -> (u64, Config, Vec<Op>) {
     let mut b = Bytes { data };
-    let start = b.pick(&STARTS);
+    let first = b.byte();
+    let start = STARTS[usize::from(first) % STARTS.len()];
+    // Rate mode for first bytes 160 and up (about 3 in 8), its numbers from the next bytes.
+    let rate = (first >= 160).then(|| {
+        let window = match b.byte() {
+            x @ 0..=229 => 1 + u32::from(x) % 10,
+            x => (u32::from(x) - 200).min(MAX_WINDOW), // 30 to 47
+        };
+        let threshold = [1, 10, 33, 50, 50, 60, 90, 100][usize::from(b.byte() % 8)];
+        let minimum = 1 + u32::from(b.byte()) % window;
+        FailureRate::new(threshold, window).minimum_calls(minimum)
+    });
     let fail_max = match b.byte() {
         x @ 0..=199 => 1 + u32::from(x) % 5,
         x => 1 + (u32::from(x) - 200) * 2, // 1 to 111
@@ -1130,6 +1223,9 @@ pub fn from_bytes(data: &[u8]) -> (u64, Config, Vec<Op>) {
         .trial_lease(Duration::from_millis(lease));
     if let Some(max) = backoff {
         config = config.backoff(Backoff::exponential(Duration::from_millis(max)));
+    }
+    if let Some(r) = rate {
+        config = config.failure_rate(r);
     }
     if config.validate().is_err() {
         config = Config::new(); // unreachable by construction; never panic
