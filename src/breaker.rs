@@ -388,7 +388,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         let kind = match outcome {
             Outcome::Success => EventKind::Success,
             Outcome::Failure => EventKind::Failure {
-                failures: failures_of(step.next.unwrap_or(old)),
+                failures: self.failures_at(step.next.unwrap_or(old)),
                 error,
             },
             Outcome::Ignored => EventKind::Ignored { error },
@@ -920,6 +920,26 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         }
     }
 
+    /// The failure count of word `old`, as `fail_counter` would read it: in rate mode a
+    /// Closed word's failures are in the window (through the rate hook, so consecutive mode
+    /// links no window code).
+    fn failures_at(&self, old: Word) -> u32 {
+        match self.rate {
+            Some((_, hook)) if old.state() == State::Closed => {
+                hook(
+                    self,
+                    RateOp::FailCounter,
+                    old.generation(),
+                    Outcome::Ignored,
+                    old.0 as u32,
+                    None,
+                )
+                .1
+            }
+            _ => failures_of(old),
+        }
+    }
+
     /// After a successful CAS (or a decision to write nothing): records the opening time and
     /// fires the state-change event, exactly once, on this thread.
     fn after_change(&self, old: Word, step: &Step, now: Option<u64>) {
@@ -941,7 +961,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
                 EventKind::StateChange {
                     from: old.state(),
                     to: new.state(),
-                    failures: failures_of(old).max(failures_of(new)),
+                    failures: self.failures_at(old).max(failures_of(new)),
                     retry_after,
                 },
                 listeners::ALL,
