@@ -426,6 +426,9 @@ pub enum ConfigError {
     Empty(&'static str),
     /// `backoff_jitter_percent` without `backoff_max_ms` (feature `serde`).
     JitterWithoutBackoff,
+    /// `failure_rate_minimum_calls` or only one of `failure_rate_percent` and
+    /// `failure_rate_window` (feature `serde`): rate mode needs both.
+    FailureRateIncomplete,
     /// A [`FailureRate`] window of 0 calls or more than [`MAX_WINDOW`].
     Window(u32),
     /// A [`FailureRate`] threshold of 0 or above 100 percent.
@@ -453,6 +456,9 @@ impl ConfigError {
             ConfigError::Empty(_) => "a configuration value is empty",
             ConfigError::JitterWithoutBackoff => {
                 "backoff_jitter_percent needs backoff_max_ms (jitter applies to a backoff)"
+            }
+            ConfigError::FailureRateIncomplete => {
+                "failure-rate mode needs both failure_rate_percent and failure_rate_window"
             }
             ConfigError::Window(_) => "the failure-rate window must be between 1 and 47 calls",
             ConfigError::FailureRateThreshold(_) => {
@@ -482,7 +488,9 @@ impl fmt::Display for ConfigError {
             ConfigError::Negative(field) => write!(f, "{field} must not be negative"),
             ConfigError::TooLarge(field) => write!(f, "{field} is too large"),
             ConfigError::Empty(field) => write!(f, "{field} is empty (expected a whole number)"),
-            ConfigError::JitterWithoutBackoff => f.write_str(self.message()),
+            ConfigError::JitterWithoutBackoff | ConfigError::FailureRateIncomplete => {
+                f.write_str(self.message())
+            }
         }
     }
 }

@@ -228,7 +228,9 @@ impl Format for ConfigError {
             ConfigError::Empty(field) => {
                 defmt::write!(f, "{=str} is empty (expected a whole number)", field)
             }
-            ConfigError::JitterWithoutBackoff => defmt::write!(f, "{=str}", self.message()),
+            ConfigError::JitterWithoutBackoff | ConfigError::FailureRateIncomplete => {
+                defmt::write!(f, "{=str}", self.message())
+            }
         }
     }
 }

@@ -16,13 +16,17 @@
 //! | `trial_lease_ms` | integer ms | 60000 | 1 to 86400000 |
 //! | `backoff_max_ms` | integer ms, or `null` | no backoff | `reset_timeout_ms` to 86400000 |
 //! | `backoff_jitter_percent` | integer | 0 | 0 to 100; only with `backoff_max_ms` |
+//! | `failure_rate_percent` | integer | consecutive mode | 1 to 100; with `failure_rate_window` |
+//! | `failure_rate_window` | integer (calls) | consecutive mode | 1 to [`MAX_WINDOW`](crate::MAX_WINDOW); with `failure_rate_percent` |
+//! | `failure_rate_minimum_calls` | integer | the window | 1 to the window; only in rate mode |
 //!
 //! Every field is optional (the default is [`Config::new`]'s). Each value is an integer or a
 //! string of decimal digits (`"250"`, as an environment variable holds it). Field names match
 //! ignoring ASCII case, so `FAIL_MAX` works too. Rejected, each with a message naming the
 //! field: an unknown or repeated field, a negative number, a number too large for its field,
 //! an empty string or anything else that is not a whole number (a fraction, a boolean, a
-//! list), jitter without a backoff cap, and every value outside the limits above (the
+//! list), jitter without a backoff cap, a failure-rate field without both the percent and the
+//! window ([`ConfigError::FailureRateIncomplete`]), and every value outside the limits above (the
 //! [`ConfigError`] of [`Config::validate`]). Deserializing never panics.
 //!
 //! ```
@@ -54,7 +58,8 @@
 //!   `error`), `"rejected"` (with `state` and `retry_after_ms`), `"state_change"` (with `from`,
 //!   `to`, `failures` and `retry_after_ms`). `error` is the caller's error as its `Debug`
 //!   rendering (written straight into the output, through `collect_str`), or `null`.
-//! - [`Config`]: the fields of the table above (the two backoff fields only with a backoff).
+//! - [`Config`]: the fields of the table above (the two backoff fields only with a backoff, the
+//!   three failure-rate fields only in rate mode).
 
 use core::fmt;
 use core::time::Duration;
@@ -62,7 +67,7 @@ use core::time::Duration;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
-use crate::config::{duration_ms, Backoff, Config, ConfigError};
+use crate::config::{duration_ms, Backoff, Config, ConfigError, FailureRate};
 use crate::event::{Event, EventKind, EventRecord};
 use crate::snapshot::Snapshot;
 use crate::state::State;
@@ -186,7 +191,8 @@ impl Serialize for EventRecord {
 
 impl Serialize for Config {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let fields = if self.backoff.is_some() { 7 } else { 5 };
+        let fields =
+            5 + 2 * self.backoff.is_some() as usize + 3 * self.failure_rate.is_some() as usize;
         let mut st = s.serialize_struct("Config", fields)?;
         st.serialize_field(FAIL_MAX, &self.fail_max)?;
         st.serialize_field(RESET_TIMEOUT_MS, &ms(self.reset_timeout))?;
@@ -203,6 +209,18 @@ impl Serialize for Config {
                 st.skip_field(BACKOFF_JITTER_PERCENT)?;
             }
         }
+        match self.failure_rate {
+            Some(r) => {
+                st.serialize_field(FAILURE_RATE_PERCENT, &r.threshold_percent)?;
+                st.serialize_field(FAILURE_RATE_WINDOW, &r.window)?;
+                st.serialize_field(FAILURE_RATE_MINIMUM_CALLS, &r.minimum_calls)?;
+            }
+            None => {
+                st.skip_field(FAILURE_RATE_PERCENT)?;
+                st.skip_field(FAILURE_RATE_WINDOW)?;
+                st.skip_field(FAILURE_RATE_MINIMUM_CALLS)?;
+            }
+        }
         st.end()
     }
 }
@@ -216,6 +234,9 @@ const HALF_OPEN_MAX_CALLS: &str = "half_open_max_calls";
 const TRIAL_LEASE_MS: &str = "trial_lease_ms";
 const BACKOFF_MAX_MS: &str = "backoff_max_ms";
 const BACKOFF_JITTER_PERCENT: &str = "backoff_jitter_percent";
+const FAILURE_RATE_PERCENT: &str = "failure_rate_percent";
+const FAILURE_RATE_WINDOW: &str = "failure_rate_window";
+const FAILURE_RATE_MINIMUM_CALLS: &str = "failure_rate_minimum_calls";
 
 /// Every field, in the order of the table; the index is the field's number.
 const FIELDS: &[&str] = &[
@@ -226,6 +247,9 @@ const FIELDS: &[&str] = &[
     TRIAL_LEASE_MS,
     BACKOFF_MAX_MS,
     BACKOFF_JITTER_PERCENT,
+    FAILURE_RATE_PERCENT,
+    FAILURE_RATE_WINDOW,
+    FAILURE_RATE_MINIMUM_CALLS,
 ];
 
 /// A field name, matched ignoring ASCII case.
@@ -403,6 +427,8 @@ impl<'de> Visitor<'de> for ConfigVisitor {
         let mut c = Config::new();
         let mut backoff_max: Option<Option<u64>> = None;
         let mut jitter: Option<u64> = None;
+        // Failure-rate mode: percent, window, minimum calls.
+        let mut rate: [Option<u32>; 3] = [None; 3];
         let whole = |field, max| Whole { field, max };
         while let Some(Field(i)) = map.next_key::<Field>()? {
             let name = FIELDS.get(i).copied().unwrap_or("");
@@ -434,10 +460,16 @@ impl<'de> Visitor<'de> for ConfigVisitor {
                     backoff_max =
                         Some(map.next_value_seed(OptionalWhole(whole(BACKOFF_MAX_MS, ms_max)))?)
                 }
-                _ => {
+                6 => {
                     jitter = Some(
                         map.next_value_seed(whole(BACKOFF_JITTER_PERCENT, u64::from(u8::MAX)))?,
                     )
+                }
+                _ => {
+                    let v = map.next_value_seed(whole(name, u32_max))? as u32;
+                    if let Some(slot) = rate.get_mut(i - 7) {
+                        *slot = Some(v);
+                    }
                 }
             }
         }
@@ -450,6 +482,17 @@ impl<'de> Visitor<'de> for ConfigVisitor {
                 return Err(de::Error::custom(ConfigError::JitterWithoutBackoff));
             }
             (None, None) => {}
+        }
+        match rate {
+            [Some(percent), Some(window), minimum] => {
+                let r = FailureRate::new(percent, window);
+                c.failure_rate = Some(match minimum {
+                    Some(n) => r.minimum_calls(n),
+                    None => r,
+                });
+            }
+            [None, None, None] => {}
+            _ => return Err(de::Error::custom(ConfigError::FailureRateIncomplete)),
         }
         c.validate().map_err(de::Error::custom)?;
         Ok(c)

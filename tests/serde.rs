@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use atomic_breaker::{
-    Backoff, CircuitBreaker, Config, Event, EventKind, EventRecord, ManualClock, State,
+    Backoff, CircuitBreaker, Config, ConfigError, Event, EventKind, EventRecord, FailureRate,
+    ManualClock, State,
 };
 use serde::de::value::{Error as ValueError, MapDeserializer};
 use serde::Deserialize;
@@ -152,13 +153,15 @@ fn each_bad_input_gives_a_clear_error() {
             json!({"fail_maxx": 3}),
             "unknown field `fail_maxx`, expected one of `fail_max`, `reset_timeout_ms`, \
              `success_threshold`, `half_open_max_calls`, `trial_lease_ms`, `backoff_max_ms`, \
-             `backoff_jitter_percent`",
+             `backoff_jitter_percent`, `failure_rate_percent`, `failure_rate_window`, \
+             `failure_rate_minimum_calls`",
         ),
         (
             json!({"reset_timeout": 1000}),
             "unknown field `reset_timeout`, expected one of `fail_max`, `reset_timeout_ms`, \
              `success_threshold`, `half_open_max_calls`, `trial_lease_ms`, `backoff_max_ms`, \
-             `backoff_jitter_percent`",
+             `backoff_jitter_percent`, `failure_rate_percent`, `failure_rate_window`, \
+             `failure_rate_minimum_calls`",
         ),
         // wrong type
         (
@@ -213,7 +216,8 @@ fn each_bad_input_gives_a_clear_error() {
         from_env(&[("COLOR", "blue")]).unwrap_err(),
         "unknown field `COLOR`, expected one of `fail_max`, `reset_timeout_ms`, \
          `success_threshold`, `half_open_max_calls`, `trial_lease_ms`, `backoff_max_ms`, \
-         `backoff_jitter_percent`"
+         `backoff_jitter_percent`, `failure_rate_percent`, `failure_rate_window`, \
+         `failure_rate_minimum_calls`"
     );
     let err = serde_json::from_str::<Config>("{\n  \"fail_max\": 200\n}").unwrap_err();
     assert_eq!(
@@ -317,5 +321,58 @@ fn state_snapshot_and_events_serialize_with_ms_fields() {
     assert_eq!(
         serde_json::to_value(EventRecord::new(&change)).unwrap(),
         want
+    );
+}
+
+#[test]
+fn failure_rate_mode_round_trips_and_needs_percent_and_window() {
+    let rate = Config::new().failure_rate(FailureRate::new(50, 20).minimum_calls(10));
+    let v = serde_json::to_value(rate).unwrap();
+    assert_eq!(v["failure_rate_percent"], json!(50));
+    assert_eq!(v["failure_rate_window"], json!(20));
+    assert_eq!(v["failure_rate_minimum_calls"], json!(10));
+    assert_eq!(from_json(v), Ok(rate));
+    // Consecutive mode writes none of the three fields.
+    let v = serde_json::to_value(Config::new()).unwrap();
+    assert!(v.get("failure_rate_window").is_none());
+
+    let env = from_env(&[
+        ("FAILURE_RATE_PERCENT", "50"),
+        ("FAILURE_RATE_WINDOW", "20"),
+    ])
+    .unwrap();
+    assert_eq!(env.get_failure_rate(), Some(FailureRate::new(50, 20)));
+    assert_eq!(
+        env.get_failure_rate().map(|r| r.get_minimum_calls()),
+        Some(20),
+        "minimum_calls defaults to the window"
+    );
+
+    let incomplete = "failure-rate mode needs both failure_rate_percent and failure_rate_window";
+    assert_eq!(
+        from_env(&[("failure_rate_percent", "50")]).unwrap_err(),
+        incomplete
+    );
+    assert_eq!(
+        from_env(&[("failure_rate_minimum_calls", "5")]).unwrap_err(),
+        incomplete
+    );
+    // Out of range values are Config::validate's errors.
+    assert_eq!(
+        from_env(&[("failure_rate_percent", "0"), ("failure_rate_window", "20")]).unwrap_err(),
+        ConfigError::FailureRateThreshold(0).to_string()
+    );
+    assert_eq!(
+        from_env(&[("failure_rate_percent", "50"), ("failure_rate_window", "0")]).unwrap_err(),
+        ConfigError::Window(0).to_string()
+    );
+    assert_eq!(
+        from_env(&[
+            ("failure_rate_percent", "50"),
+            ("failure_rate_window", "10"),
+            ("failure_rate_minimum_calls", "11"),
+        ])
+        .unwrap_err(),
+        ConfigError::MinimumCalls(11).to_string()
     );
 }
