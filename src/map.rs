@@ -20,7 +20,8 @@
 //!    permit is in flight. (The closed path writes nothing to the breaker, so the breaker
 //!    itself cannot tell whether a call is running; the `Arc` can.)
 //! 2. its state is [`State::Closed`] (not Open, HalfOpen, ForcedOpen or Disabled);
-//! 3. its failure counter is 0: evicting a breaker that holds failures would let a client
+//! 3. its failure counter is 0 (in failure-rate mode: no failure in its window, which a
+//!    success does not clear): evicting a breaker that holds failures would let a client
 //!    reset its own history by flooding the map with new keys;
 //! 4. if [`idle_after`](BreakerMap::idle_after) is set, it has not been looked up for at least
 //!    that long on the map's clock.

@@ -8,8 +8,8 @@ use std::thread;
 use std::time::Duration;
 
 use atomic_breaker::{
-    BreakerMap, Config, Event, EventKind, EventRecord, Interest, ManualClock, MapFull, Outcome,
-    State,
+    BreakerMap, Config, Event, EventKind, EventRecord, FailureRate, Interest, ManualClock, MapFull,
+    Outcome, State,
 };
 
 type Map<'c> = BreakerMap<String, &'c ManualClock>;
@@ -111,6 +111,38 @@ fn a_closed_key_holding_failures_is_never_evicted_and_keeps_its_count() {
     // A success resets the count: then "flaky" is idle like any other.
     ok(&m, "flaky");
     assert_eq!(m.get("flaky").unwrap().fail_counter(), 0);
+}
+
+/// In failure-rate mode a success does not clear the failures: they stay in the window, and a
+/// key whose window holds one is not idle.
+#[test]
+fn in_rate_mode_a_key_whose_window_holds_a_failure_is_not_idle() {
+    let clock = ManualClock::new();
+    let config = Config::new().failure_rate(FailureRate::new(50, 10));
+    let m: Map<'_> = BreakerMap::try_new("upstream", config, &clock, 1).unwrap();
+    fail(&m, "flaky");
+    ok(&m, "flaky");
+    // 1 failure in 2 calls, below the 10 minimum calls: Closed, and the window holds it.
+    let flaky = m.get("flaky").unwrap();
+    assert_eq!(flaky.state(), State::Closed);
+    assert_eq!(flaky.fail_counter(), 1);
+    drop(flaky);
+    assert_eq!(
+        m.get_or_insert("other").unwrap_err(),
+        MapFull { capacity: 1 }
+    );
+    assert_eq!(
+        m.get("flaky").unwrap().fail_counter(),
+        1,
+        "the window survives"
+    );
+    // Successes push the failure out of the window: then the key is idle.
+    for _ in 0..10 {
+        ok(&m, "flaky");
+    }
+    assert_eq!(m.get("flaky").unwrap().fail_counter(), 0);
+    ok(&m, "other");
+    assert!(m.get("flaky").is_none());
 }
 
 #[test]
