@@ -860,7 +860,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     // ---------------------------------------------------------------- internals
 
     /// The state word's `CALL_EVENTS` bit, for the loom checks of `sync_call_events`.
-    #[cfg(loom)]
+    #[cfg(all(loom, test))]
     pub(crate) fn call_events_bit(&self) -> bool {
         self.load().call_events()
     }
