@@ -385,15 +385,19 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
             return Recorded::Counted;
         }
         let (old, step, now) = self.apply(Op::Report { gen, outcome });
-        let kind = match outcome {
-            Outcome::Success => EventKind::Success,
-            Outcome::Failure => EventKind::Failure {
-                failures: self.failures_at(step.next.unwrap_or(old)),
-                error,
-            },
-            Outcome::Ignored => EventKind::Ignored { error },
-        };
-        self.emit_outcome(kind, observed);
+        // The event is built only when it goes somewhere: `failures_at` may call the rate hook,
+        // which the compiler cannot drop, so a table of capacity 0 must not reach it.
+        if self.wants_outcome(observed) {
+            let kind = match outcome {
+                Outcome::Success => EventKind::Success,
+                Outcome::Failure => EventKind::Failure {
+                    failures: self.failures_at(step.next.unwrap_or(old)),
+                    error,
+                },
+                Outcome::Ignored => EventKind::Ignored { error },
+            };
+            self.dispatch(kind, observed);
+        }
         self.after_change(old, &step, now);
         match step.effect {
             Effect::Recorded { tripped: true, .. } => Recorded::Tripped,
@@ -991,9 +995,16 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// up to `observed`); nothing when none did.
     #[inline]
     fn emit_outcome(&self, kind: EventKind<'_>, observed: u32) {
-        if observed != listeners::NONE_CALLED {
+        if self.wants_outcome(observed) {
             self.dispatch(kind, observed);
         }
+    }
+
+    /// Whether a call's outcome event goes to anyone: some listener saw its `BeforeCall` (a
+    /// table of capacity 0 never has one, and the check compiles to nothing).
+    #[inline]
+    fn wants_outcome(&self, observed: u32) -> bool {
+        L != 0 && observed != listeners::NONE_CALLED
     }
 
     /// Builds the event in the caller's frame and calls the table's dispatch (out of line, so
