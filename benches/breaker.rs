@@ -23,6 +23,8 @@
 //! The tower layer's bench (bare service, `BreakerLayer`, tower-resilience in one group) is
 //! `servers/benches/layer.rs`, kept out of this crate's dev-dependencies.
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Barrier;
@@ -32,6 +34,7 @@ use std::time::{Duration, Instant};
 use atomic_breaker::{
     CircuitBreaker, Clock, Config, Event, InstantClock, Interest, ManualClock, State, StdClock,
 };
+use common::on_threads;
 use criterion::{BenchmarkGroup, Criterion};
 use failsafe::CircuitBreaker as _;
 
@@ -251,31 +254,6 @@ fn half_open_claim(c: &mut Criterion) {
     assert_eq!(b.trial_calls(), 0);
 }
 
-/// Runs `op` `iters` times on each of `threads` threads started together; returns the longest
-/// time any thread took, so `result / iters` is the time per call as a thread sees it.
-fn on_threads<S: Sync>(threads: usize, iters: u64, shared: &S, op: impl Fn(&S) + Sync) -> Duration {
-    let barrier = Barrier::new(threads);
-    thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    barrier.wait();
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        op(shared);
-                    }
-                    start.elapsed()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("bench thread panicked"))
-            .max()
-            .unwrap_or_default()
-    })
-}
-
 fn two_threads(c: &mut Criterion) {
     let mut g = c.benchmark_group("two_threads");
     configure(&mut g);
@@ -286,26 +264,26 @@ fn two_threads(c: &mut Criterion) {
 
     for threads in [1, 2] {
         g.bench_function(format!("baseline_atomic_load/{threads}t"), |i| {
-            i.iter_custom(|n| on_threads(threads, n, &word, baseline))
+            i.iter_custom(|n| on_threads(threads, n, &word, |x, _, _| baseline(x)))
         });
         g.bench_function(format!("baseline_shared_fetch_add/{threads}t"), |i| {
             i.iter_custom(|n| {
-                on_threads(threads, n, &word, |w| {
+                on_threads(threads, n, &word, |w, _, _| {
                     black_box(black_box(w).fetch_add(1, Ordering::AcqRel));
                 })
             })
         });
         g.bench_function(format!("ours_allow_success/{threads}t"), |i| {
-            i.iter_custom(|n| on_threads(threads, n, &b, ours_allow_success))
+            i.iter_custom(|n| on_threads(threads, n, &b, |x, _, _| ours_allow_success(x)))
         });
         g.bench_function(format!("ours_call/{threads}t"), |i| {
-            i.iter_custom(|n| on_threads(threads, n, &b, ours_call))
+            i.iter_custom(|n| on_threads(threads, n, &b, |x, _, _| ours_call(x)))
         });
         g.bench_function(format!("failsafe_consecutive_call/{threads}t"), |i| {
-            i.iter_custom(|n| on_threads(threads, n, &fs, failsafe_call))
+            i.iter_custom(|n| on_threads(threads, n, &fs, |x, _, _| failsafe_call(x)))
         });
         g.bench_function(format!("recloser_call/{threads}t"), |i| {
-            i.iter_custom(|n| on_threads(threads, n, &rc, recloser_call))
+            i.iter_custom(|n| on_threads(threads, n, &rc, |x, _, _| recloser_call(x)))
         });
     }
     g.finish();

@@ -18,13 +18,15 @@
 //! Every breaker reads `StdClock` (never on the closed path); both maps hash with std's
 //! `RandomState` (SipHash-1-3), like with like.
 
+mod common;
+
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::sync::{Arc, Barrier, Mutex, RwLock};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use atomic_breaker::{BreakerMap, CircuitBreaker, Config, StdClock};
+use common::on_threads;
 use criterion::{BenchmarkGroup, Criterion};
 
 const KEYS: usize = 64;
@@ -35,32 +37,6 @@ fn configure(g: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
     g.warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(50);
-}
-
-/// Runs `op(thread index)` `iters` times on each of `threads` threads started together;
-/// returns the slowest thread's time.
-fn on_threads(threads: usize, iters: u64, op: impl Fn(usize) + Sync) -> Duration {
-    let barrier = Barrier::new(threads);
-    thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (barrier, op) = (&barrier, &op);
-                s.spawn(move || {
-                    barrier.wait();
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        op(t);
-                    }
-                    start.elapsed()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("bench thread panicked"))
-            .max()
-            .unwrap_or_default()
-    })
 }
 
 type MutexMap = Mutex<HashMap<String, Arc<CircuitBreaker<StdClock>>>>;
@@ -116,28 +92,40 @@ fn map_group(c: &mut Criterion) {
     for threads in [1, 2] {
         g.bench_function(format!("static_call/{threads}t"), |i| {
             i.iter_custom(|n| {
-                on_threads(threads, n, |_| {
+                on_threads(threads, n, &(), |_, _, _| {
                     let _ = black_box(black_box(&STATIC).call(|| Ok::<_, ()>(black_box(1u32))));
                 })
             })
         });
         g.bench_function(format!("map_call_same_key/{threads}t"), |i| {
-            i.iter_custom(|n| on_threads(threads, n, |t| map_call(&map, same(t))))
+            i.iter_custom(|n| on_threads(threads, n, &(), |_, t, _| map_call(&map, same(t))))
         });
         g.bench_function(format!("map_call_own_key/{threads}t"), |i| {
-            i.iter_custom(|n| on_threads(threads, n, |t| map_call(&map, own(t))))
+            i.iter_custom(|n| on_threads(threads, n, &(), |_, t, _| map_call(&map, own(t))))
         });
         g.bench_function(format!("map_get_same_key/{threads}t"), |i| {
-            i.iter_custom(|n| on_threads(threads, n, |t| map_get(&map, same(t))))
+            i.iter_custom(|n| on_threads(threads, n, &(), |_, t, _| map_get(&map, same(t))))
         });
         g.bench_function(format!("rwlock_map_call_same_key/{threads}t"), |i| {
-            i.iter_custom(|n| on_threads(threads, n, |t| rwlock_map_call(&rwlock_map, same(t))))
+            i.iter_custom(|n| {
+                on_threads(threads, n, &(), |_, t, _| {
+                    rwlock_map_call(&rwlock_map, same(t))
+                })
+            })
         });
         g.bench_function(format!("mutex_map_call_same_key/{threads}t"), |i| {
-            i.iter_custom(|n| on_threads(threads, n, |t| mutex_map_call(&mutex_map, same(t))))
+            i.iter_custom(|n| {
+                on_threads(threads, n, &(), |_, t, _| {
+                    mutex_map_call(&mutex_map, same(t))
+                })
+            })
         });
         g.bench_function(format!("mutex_map_call_own_key/{threads}t"), |i| {
-            i.iter_custom(|n| on_threads(threads, n, |t| mutex_map_call(&mutex_map, own(t))))
+            i.iter_custom(|n| {
+                on_threads(threads, n, &(), |_, t, _| {
+                    mutex_map_call(&mutex_map, own(t))
+                })
+            })
         });
     }
     g.finish();

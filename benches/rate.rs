@@ -12,13 +12,14 @@
 //!
 //! Run with `cargo bench --bench rate`; BENCHMARKS.md has the figures.
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Barrier;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use atomic_breaker::{CircuitBreaker, Config, FailureRate, ManualClock, State};
+use common::on_threads;
 use criterion::Criterion;
 
 fn ours(config: Config) -> CircuitBreaker<ManualClock> {
@@ -60,37 +61,6 @@ fn recloser_call(b: &recloser::Recloser, i: u64, every: u64) {
     let _ = black_box(black_box(b).call(|| result(i, every)));
 }
 
-/// Runs `op(shared, i)` `iters` times on each of `threads` threads started together; returns
-/// the longest time any thread took, so `result / iters` is the time per call as a thread sees
-/// it.
-fn on_threads<S: Sync>(
-    threads: usize,
-    iters: u64,
-    shared: &S,
-    op: impl Fn(&S, u64) + Sync,
-) -> Duration {
-    let barrier = Barrier::new(threads);
-    thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    barrier.wait();
-                    let start = Instant::now();
-                    for i in 0..iters {
-                        op(shared, i);
-                    }
-                    start.elapsed()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("bench thread panicked"))
-            .max()
-            .unwrap_or_default()
-    })
-}
-
 fn rate_closed_path(c: &mut Criterion) {
     let mut g = c.benchmark_group("rate_closed_path");
     g.warm_up_time(Duration::from_secs(1))
@@ -103,20 +73,20 @@ fn rate_closed_path(c: &mut Criterion) {
     for threads in [1, 2] {
         g.bench_function(format!("baseline_atomic_load/{threads}t"), |i| {
             i.iter_custom(|n| {
-                on_threads(threads, n, &word, |w, _| {
+                on_threads(threads, n, &word, |w, _, _| {
                     black_box(black_box(w).load(Ordering::Acquire) == 0);
                 })
             })
         });
         for (name, every) in [("success", 0), ("fail10", 10)] {
             g.bench_function(format!("consecutive_{name}/{threads}t"), |i| {
-                i.iter_custom(|n| on_threads(threads, n, &cons, |b, k| ours_call(b, k, every)))
+                i.iter_custom(|n| on_threads(threads, n, &cons, |b, _, k| ours_call(b, k, every)))
             });
             g.bench_function(format!("rate_{name}/{threads}t"), |i| {
-                i.iter_custom(|n| on_threads(threads, n, &rated, |b, k| ours_call(b, k, every)))
+                i.iter_custom(|n| on_threads(threads, n, &rated, |b, _, k| ours_call(b, k, every)))
             });
             g.bench_function(format!("recloser_{name}/{threads}t"), |i| {
-                i.iter_custom(|n| on_threads(threads, n, &rc, |b, k| recloser_call(b, k, every)))
+                i.iter_custom(|n| on_threads(threads, n, &rc, |b, _, k| recloser_call(b, k, every)))
             });
         }
     }

@@ -16,13 +16,15 @@
 //!
 //! `cargo bench -p atomic-breaker-servers --bench metrics`
 
+#[path = "../../benches/common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
-use std::sync::Barrier;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use atomic_breaker::metrics_listener::{self, PER_CALL, STATE_ONLY};
 use atomic_breaker::{CircuitBreaker, Clock, Config, Event, EventKind, State, StdClock};
+use common::on_threads;
 use criterion::{BenchmarkGroup, Criterion};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
@@ -47,31 +49,6 @@ fn allow_success<C: Clock, const L: usize>(b: &CircuitBreaker<C, L>) {
 
 fn breaker(name: &'static str) -> CircuitBreaker<StdClock> {
     CircuitBreaker::new(name, Config::new(), StdClock)
-}
-
-/// Runs `op` `iters` times on each of `threads` threads started together; returns the longest
-/// time any thread took, so `result / iters` is the time per call as a thread sees it.
-fn on_threads<S: Sync>(threads: usize, iters: u64, shared: &S, op: impl Fn(&S) + Sync) -> Duration {
-    let barrier = Barrier::new(threads);
-    thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    barrier.wait();
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        op(shared);
-                    }
-                    start.elapsed()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("bench thread panicked"))
-            .max()
-            .unwrap_or_default()
-    })
 }
 
 /// A listener that does nothing, to show what per-call dispatch alone costs.
@@ -145,16 +122,16 @@ fn two_threads(c: &mut Criterion) {
     configure(&mut g);
     for threads in [1, 2] {
         g.bench_function(format!("no_listener/{threads}t"), |i| {
-            i.iter_custom(|n| on_threads(threads, n, &b.none, allow_success))
+            i.iter_custom(|n| on_threads(threads, n, &b.none, |b, _, _| allow_success(b)))
         });
         g.bench_function(format!("state_only/{threads}t"), |i| {
-            i.iter_custom(|n| on_threads(threads, n, &b.state_only, allow_success))
+            i.iter_custom(|n| on_threads(threads, n, &b.state_only, |b, _, _| allow_success(b)))
         });
         g.bench_function(format!("per_call/{threads}t"), |i| {
-            i.iter_custom(|n| on_threads(threads, n, &b.per_call, allow_success))
+            i.iter_custom(|n| on_threads(threads, n, &b.per_call, |b, _, _| allow_success(b)))
         });
         g.bench_function(format!("counter_handle/{threads}t"), |i| {
-            i.iter_custom(|n| on_threads(threads, n, &handle, |h| black_box(h).increment(1)))
+            i.iter_custom(|n| on_threads(threads, n, &handle, |h, _, _| black_box(h).increment(1)))
         });
     }
     g.finish();
