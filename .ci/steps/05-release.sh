@@ -80,6 +80,7 @@ badge metrics_listener/index.html metrics
 badge metrics_listener/fn.listener.html metrics
 badge tracing_listener/index.html tracing
 badge tracing_listener/fn.listener.html tracing
+badge serde_support/index.html serde
 echo "feature badges present"
 
 say "feature matrix on the host"
