@@ -173,29 +173,7 @@ pub enum EventKind<'a> {
 impl EventKind<'_> {
     /// The same event without the borrowed error (`Failure` and `Ignored` get `error: None`).
     pub const fn without_error(&self) -> EventKind<'static> {
-        match *self {
-            EventKind::BeforeCall => EventKind::BeforeCall,
-            EventKind::Success => EventKind::Success,
-            EventKind::Failure { failures, .. } => EventKind::Failure {
-                failures,
-                error: None,
-            },
-            EventKind::Ignored { .. } => EventKind::Ignored { error: None },
-            EventKind::Rejected { state, retry_after } => {
-                EventKind::Rejected { state, retry_after }
-            }
-            EventKind::StateChange {
-                from,
-                to,
-                failures,
-                retry_after,
-            } => EventKind::StateChange {
-                from,
-                to,
-                failures,
-                retry_after,
-            },
-        }
+        RecordKind::of(self).kind()
     }
 }
 
@@ -245,10 +223,10 @@ enum RecordKind {
     },
 }
 
-impl EventRecord {
-    /// A copy of `event`, without its error.
-    pub const fn new(event: &Event<'_>) -> EventRecord {
-        let kind = match event.kind {
+impl RecordKind {
+    /// `kind` without its error: the one conversion between the two enums, each way.
+    const fn of(kind: &EventKind<'_>) -> RecordKind {
+        match *kind {
             EventKind::BeforeCall => RecordKind::BeforeCall,
             EventKind::Success => RecordKind::Success,
             EventKind::Failure { failures, .. } => RecordKind::Failure { failures },
@@ -267,16 +245,12 @@ impl EventRecord {
                 failures,
                 retry_after,
             },
-        };
-        EventRecord {
-            name: event.name,
-            kind,
         }
     }
 
-    /// The event recorded (`error: None` in a `Failure` or `Ignored`).
-    pub const fn event(&self) -> Event<'static> {
-        let kind = match self.kind {
+    /// The kind recorded, with `error: None` in a `Failure` or `Ignored`.
+    const fn kind(self) -> EventKind<'static> {
+        match self {
             RecordKind::BeforeCall => EventKind::BeforeCall,
             RecordKind::Success => EventKind::Success,
             RecordKind::Failure { failures } => EventKind::Failure {
@@ -298,10 +272,24 @@ impl EventRecord {
                 failures,
                 retry_after,
             },
-        };
+        }
+    }
+}
+
+impl EventRecord {
+    /// A copy of `event`, without its error.
+    pub const fn new(event: &Event<'_>) -> EventRecord {
+        EventRecord {
+            name: event.name,
+            kind: RecordKind::of(&event.kind),
+        }
+    }
+
+    /// The event recorded (`error: None` in a `Failure` or `Ignored`).
+    pub const fn event(&self) -> Event<'static> {
         Event {
             name: self.name,
-            kind,
+            kind: self.kind.kind(),
         }
     }
 
