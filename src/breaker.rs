@@ -34,7 +34,15 @@ use crate::word::Word;
 
 /// A lock-free circuit breaker whose whole state is one `AtomicU64`.
 ///
-/// `C` is the [`Clock`]; `L` is the capacity of the listener table (default 4).
+/// `C` is the [`Clock`]; `L` is the capacity of the listener table (default 4, at most
+/// [`MAX_LISTENERS`](crate::MAX_LISTENERS) = 15; a larger `L` does not compile:
+///
+/// ```compile_fail
+/// use atomic_breaker::{CircuitBreaker, Config, ManualClock};
+/// // error: the listener capacity L is at most 15
+/// let b = CircuitBreaker::<_, 16>::new("big", Config::new(), ManualClock::new());
+/// ```
+///
 /// Every method takes `&self`, so a breaker can be a `static` shared by every thread:
 ///
 /// ```
@@ -65,7 +73,6 @@ pub struct CircuitBreaker<C, const L: usize = 4> {
     open_period: PeriodFn,
     name: &'static str,
     listeners: Listeners<L>,
-    listener_panics: AtomicU32,
     clock: C,
     /// Failure-rate mode: its numbers and its code, or `None` in consecutive mode. The code is
     /// reached only through this pointer, so a firmware whose breakers are all consecutive (and
@@ -171,7 +178,6 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
                 open_period,
                 name,
                 listeners: Listeners::new(),
-                listener_panics: AtomicU32::new(0),
                 clock,
                 rate,
                 window: WindowCell::new(),
@@ -236,15 +242,22 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         self.allow_slow(w)
     }
 
-    /// Every other case: Closed with per-call listeners (dispatch `BeforeCall`), an Open breaker
-    /// whose period runs (one clock read, no machine), else the machine and the CAS helper.
-    /// `w` is the word `allow` loaded.
+    /// Every other case: Closed with per-call listeners (dispatch `BeforeCall`, in this small
+    /// frame), else [`allow_machine`](Self::allow_machine). `w` is the word `allow` loaded.
     #[inline(never)]
     fn allow_slow(&self, w: Word) -> Result<Permit<'_, C, L>, Rejected> {
         if let Some(gen) = closed_admit(w) {
             let observed = self.emit_before_call();
             return Ok(Permit::new(self, gen, false, observed));
         }
+        self.allow_machine(w)
+    }
+
+    /// An Open breaker whose period runs (one clock read, no machine), else the machine and
+    /// the CAS helper. Out of line, so that the per-call listeners' closed path above does not
+    /// pay for this frame.
+    #[inline(never)]
+    fn allow_machine(&self, w: Word) -> Result<Permit<'_, C, L>, Rejected> {
         // One rejection site for both ways to be rejected: `reject` (the `Duration`, the event)
         // is inlined once, not twice (flash).
         let (state, retry_after_ms) = 'rejected: {
@@ -258,7 +271,12 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
             match step.effect {
                 Effect::Admitted { gen, trial } => {
                     self.after_change(old, &step, now);
-                    let observed = self.emit_before_call();
+                    // Out of line here (a trial's admission is rare): one inlined copy is enough.
+                    let observed = if self.listeners.is_empty() {
+                        listeners::NONE_CALLED
+                    } else {
+                        self.dispatch(EventKind::BeforeCall, listeners::ALL)
+                    };
                     return Ok(Permit::new(self, gen, trial, observed));
                 }
                 Effect::Rejected { retry_after_ms } => (old.state(), retry_after_ms),
@@ -354,10 +372,32 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         self.finish_slow(gen, outcome, observed, error)
     }
 
-    /// Every other report: a closed success with per-call listeners (its event, no write), else
-    /// through the machine and the CAS helper.
+    /// Every other report: a closed success with per-call listeners in consecutive mode (its
+    /// event, no write, in this small frame), else [`finish_report`](Self::finish_report).
     #[inline(never)]
     fn finish_slow(
+        &self,
+        gen: u16,
+        outcome: Outcome,
+        observed: u32,
+        error: Option<&dyn fmt::Debug>,
+    ) -> Recorded {
+        if outcome == Outcome::Success
+            && self.rate.is_none()
+            && closed_success_is_noop(self.load(), gen)
+        {
+            if self.wants_outcome(observed) {
+                self.dispatch_call_event(EventKind::Success, observed);
+            }
+            return Recorded::Counted;
+        }
+        self.finish_report(gen, outcome, observed, error)
+    }
+
+    /// A report through rate mode's hook or the machine: out of line, so that the per-call
+    /// listeners' closed path above does not pay for this frame.
+    #[inline(never)]
+    fn finish_report(
         &self,
         gen: u16,
         outcome: Outcome,
@@ -649,7 +689,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// Listener calls that panicked and were caught (with `std`). The breaker's state was
     /// already final when they ran.
     pub fn listener_panics(&self) -> u32 {
-        self.listener_panics.load(Ordering::Relaxed)
+        self.listeners.panics()
     }
 
     /// Adds a listener at run time; it runs after every listener added before it.
@@ -983,12 +1023,12 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
 
     /// Dispatches a call's `BeforeCall`; returns the highest listener sequence number called
     /// ([`listeners::NONE_CALLED`] if none), for the permit to hand back with the outcome.
-    #[inline]
+    #[inline(always)]
     fn emit_before_call(&self) -> u32 {
         if self.listeners.is_empty() {
             return listeners::NONE_CALLED;
         }
-        self.dispatch(EventKind::BeforeCall, listeners::ALL)
+        self.dispatch_call_event(EventKind::BeforeCall, listeners::ALL)
     }
 
     /// Dispatches a call's outcome to the listeners that saw its `BeforeCall` (sequence numbers
@@ -1014,17 +1054,26 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// per-call dispatch's time (`perf`, `closed_path/ours_allow_success_1_listener`).
     #[inline(always)]
     fn dispatch(&self, kind: EventKind<'_>, upto: u32) -> u32 {
-        let d = self.listeners.dispatch(
+        self.listeners.dispatch(
             &Event {
                 name: self.name,
                 kind,
             },
             upto,
-        );
-        if d.panics > 0 {
-            self.listener_panics.fetch_add(d.panics, Ordering::Relaxed);
-        }
-        d.last
+        )
+    }
+
+    /// [`dispatch`](Self::dispatch) of a per-call event with the table's loop inlined: for the
+    /// closed path's `BeforeCall` and `Success` only (flash: one copy each).
+    #[inline(always)]
+    fn dispatch_call_event(&self, kind: EventKind<'_>, upto: u32) -> u32 {
+        self.listeners.dispatch_call_event(
+            &Event {
+                name: self.name,
+                kind,
+            },
+            upto,
+        )
     }
 }
 

@@ -138,7 +138,7 @@ pub use config::{
 pub use config::{FailureRate, MAX_WINDOW};
 pub use error::{Error, Rejected};
 pub use event::{Event, EventKind, EventRecord, Interest, Listener};
-pub use listeners::{ListenerId, ListenerTableFull};
+pub use listeners::{ListenerId, ListenerTableFull, MAX_LISTENERS};
 pub use owned_permit::{BreakerHandle, OwnedPermit};
 pub use permit::{Permit, Recorded};
 pub use snapshot::Snapshot;

@@ -5,17 +5,25 @@
 //! | `seq` | meaning |
 //! |---|---|
 //! | `EMPTY` (0) | free |
-//! | `BUSY` (`u32::MAX`) | claimed by an `add` that is writing the pointer |
+//! | `BUSY` (`u32::MAX`) | claimed by an `add` that is writing the pointer, or by a `remove` taking it out |
 //! | anything else | occupied; the value orders listeners by when they were added |
 //!
+//! Beside the slots, one word, the **plan**, lists the occupied slots in the order their
+//! listeners were added (see [`Plan`] for its bits), so that a dispatch walks the listeners in
+//! order in one pass: one load of the plan, then each listed slot.
+//!
 //! `add` claims a free slot with a CAS `EMPTY -> BUSY`, then takes a sequence number from
-//! `next_seq` (so a refused add, on a full table, consumes none), stores the pointer, then
-//! publishes its sequence number (Release). `remove` takes a [`ListenerId`] (slot and sequence
-//! number) and CASes that exact sequence number back to `EMPTY`, so a stale id cannot remove a
-//! newer listener. Dispatch reads each slot's sequence number, its pointer (Acquire) and the
-//! sequence number again; a slot that changed in between is skipped for that event. Listeners
-//! are called in the order they were added (PyBreaker's list order), whatever slot they landed
-//! in.
+//! `next_seq` (so a refused add, on a full table, consumes none), stores the pointer, publishes
+//! its sequence number (Release), and last appends the slot to the plan (a CAS loop). `remove`
+//! takes a [`ListenerId`] (slot and sequence number) and CASes that exact sequence number to
+//! `BUSY`, so a stale id cannot remove a newer listener; it then takes the slot out of the plan
+//! and only then frees it (`EMPTY`): a slot is never in the plan twice, so a dispatch calls at
+//! most one listener per slot. Dispatch reads the plan (Acquire), then each listed slot's
+//! sequence number, pointer and interest (Acquire) and the sequence number again; a slot that
+//! changed in between, or is `BUSY` or `EMPTY`, is skipped for that event. Listeners are called
+//! in the order they were added (PyBreaker's list order), whatever slot they landed in.
+//!
+//! The plan has room for 15 slots: a capacity above 15 is a compile-time error.
 //!
 //! # What a listener can rely on
 //! - **Outcomes follow their `BeforeCall`**: the `BeforeCall` dispatch returns the highest
@@ -29,16 +37,76 @@
 //!   dispatch that starts after.
 //! - **Ids belong to their breaker**: a [`ListenerId`] is a slot and a per-breaker sequence
 //!   number; given to another breaker's `remove_listener` it may remove that breaker's listener.
+//! - **Order among racing adds**: two `add`s that overlap in time may be called in either
+//!   order (each appends to the plan when it is done); adds that do not overlap keep their order.
 //! - **Sequence numbers are never reused**: after 2^32 - 2 successful adds on one breaker the
 //!   table refuses every further `add` with [`ListenerTableFull`].
 
 use core::fmt;
 
 use crate::event::{Event, Interest, Listener};
-use crate::sync::{loom_const_fn, AtomicPtr, AtomicU32, Ordering};
+use crate::sync::{loom_const_fn, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 const EMPTY: u32 = 0;
 const BUSY: u32 = u32::MAX;
+
+/// The largest listener capacity `L`: the plan lists at most this many slots.
+pub const MAX_LISTENERS: usize = 15;
+
+/// The dispatch plan: the occupied slots, in the order their listeners were added.
+///
+/// | bits | field |
+/// |---|---|
+/// | 0..4 | `len`: how many entries (0 to 15) |
+/// | 4 + 4j .. 8 + 4j | entry `j` (for `j < len`): a slot index; entry 0 was added first |
+///
+/// Bits above the last entry are zero. The functions here are pure; the table updates the
+/// word with CAS loops over them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Plan(u64);
+
+const PLAN_LEN_MASK: u64 = 0xF;
+const PLAN_ENTRY_BITS: u32 = 4;
+const PLAN_ENTRY_MASK: u64 = 0xF;
+
+impl Plan {
+    const EMPTY: Plan = Plan(0);
+
+    /// How many slots are listed.
+    #[inline(always)]
+    const fn len(self) -> usize {
+        (self.0 & PLAN_LEN_MASK) as usize
+    }
+
+    /// The entries, entry 0 in the low four bits.
+    #[inline(always)]
+    const fn entries(self) -> u64 {
+        self.0 >> PLAN_ENTRY_BITS
+    }
+
+    /// Appends slot `i`. The caller holds slot `i` (so it is not listed) and the table has at
+    /// most 15 slots (so the plan has room): `len < 15` and `i < 15`.
+    const fn push(self, i: usize) -> Plan {
+        let shift = PLAN_ENTRY_BITS * (self.len() as u32 + 1);
+        Plan((self.0 | ((i as u64) << shift)) + 1)
+    }
+
+    /// Takes slot `i` out of the list, keeping the order of the others; unchanged if it is
+    /// not listed.
+    fn without(self, i: usize) -> Plan {
+        let (len, entries) = (self.len(), self.entries());
+        let Some(j) = (0..len)
+            .find(|&j| (entries >> (PLAN_ENTRY_BITS * j as u32)) & PLAN_ENTRY_MASK == i as u64)
+        else {
+            return self;
+        };
+        // `j < len <= 15`: both shifts are at most 60.
+        let shift = PLAN_ENTRY_BITS * j as u32;
+        let below = entries & ((1u64 << shift) - 1);
+        let above = entries >> (shift + PLAN_ENTRY_BITS);
+        Plan(((below | (above << shift)) << PLAN_ENTRY_BITS) | (len as u64 - 1))
+    }
+}
 
 /// Identifies a listener added to a breaker, for [`remove_listener`](crate::CircuitBreaker::remove_listener).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -106,23 +174,34 @@ pub(crate) struct Listeners<const N: usize> {
     slots: [Slot; N],
     /// The next sequence number to hand out.
     next_seq: AtomicU32,
-    /// Occupied slots: lets dispatch skip the table with one load when it is empty.
-    len: AtomicU32,
+    /// The [`Plan`]: the occupied slots in the order they were added. Its length lets dispatch
+    /// skip the table with one load when it is empty.
+    plan: AtomicU64,
     /// Occupied slots whose listener wants per-call events: the breaker mirrors `> 0` into the
     /// state word's `CALL_EVENTS` bit (see `CircuitBreaker::sync_call_events`).
     calls: AtomicU32,
-    /// Slots filled by `with`; used only during `const` construction.
-    filled: usize,
+    /// Listener calls that panicked and were caught (with `std`; always 0 without).
+    panics: AtomicU32,
+    /// Slots filled by `with` (at most 15).
+    filled: u32,
 }
 
 impl<const N: usize> Listeners<N> {
     loom_const_fn! {
         pub(crate) fn new() -> Self {
+            #[cfg(not(loom))]
+            const {
+                assert!(
+                    N <= MAX_LISTENERS,
+                    "the listener capacity L is at most 15 (atomic_breaker::MAX_LISTENERS)"
+                );
+            }
             Listeners {
                 slots: empty_slots(),
                 next_seq: AtomicU32::new(1),
-                len: AtomicU32::new(0),
+                plan: AtomicU64::new(Plan::EMPTY.0),
                 calls: AtomicU32::new(0),
+                panics: AtomicU32::new(0),
                 filled: 0,
             }
         }
@@ -134,14 +213,16 @@ impl<const N: usize> Listeners<N> {
         /// # Panics
         /// When the table is full; in a `const` or `static` that is a compile-time error.
         pub(crate) fn with(mut self, f: Listener, interest: Interest) -> Self {
-            if self.filled >= N {
+            let n = self.filled as usize;
+            if n >= N {
                 panic!("listener table is full: raise the breaker's capacity parameter L");
             }
-            let seq = self.filled as u32 + 1;
-            self.slots[self.filled] = Slot::new(seq, f as *mut (), interest.bits());
+            let seq = self.filled + 1;
+            self.slots[n] = Slot::new(seq, f as *mut (), interest.bits());
             self.filled += 1;
             self.next_seq = AtomicU32::new(seq + 1);
-            self.len = AtomicU32::new(seq);
+            let plan = core::mem::replace(&mut self.plan, AtomicU64::new(0)).into_inner();
+            self.plan = AtomicU64::new(Plan(plan).push(n).0);
             if interest.contains(Interest::CALLS) {
                 let calls = core::mem::replace(&mut self.calls, AtomicU32::new(0)).into_inner();
                 self.calls = AtomicU32::new(calls + 1);
@@ -155,7 +236,7 @@ impl<const N: usize> Listeners<N> {
     /// out a number up to `filled`, so the id names that listener and, once it is removed,
     /// nothing.
     pub(crate) fn const_id(&self, n: usize) -> Option<ListenerId> {
-        if n < self.filled {
+        if n < self.filled as usize {
             Some(ListenerId {
                 slot: n as u32,
                 seq: n as u32 + 1,
@@ -167,7 +248,7 @@ impl<const N: usize> Listeners<N> {
 
     /// How many listeners [`with`](Self::with) added.
     pub(crate) fn const_count(&self) -> usize {
-        self.filled
+        self.filled as usize
     }
 
     /// Adds `f`, given the events `interest` names; it runs after every listener added before
@@ -203,7 +284,10 @@ impl<const N: usize> Listeners<N> {
                 self.calls.fetch_add(1, Ordering::SeqCst);
             }
             slot.seq.store(seq, Ordering::Release);
-            self.len.fetch_add(1, Ordering::Release);
+            // Listed last: a dispatch that finds the slot in the plan finds it published.
+            // The slot is ours and unlisted, and at most `N <= 15` slots are listed: `push`
+            // has room.
+            self.update_plan(|p| p.push(i));
             return Ok(ListenerId {
                 slot: i as u32,
                 seq,
@@ -224,17 +308,34 @@ impl<const N: usize> Listeners<N> {
             return false;
         }
         let interest = slot.interest.load(Ordering::Relaxed);
+        // `BUSY` while it is taken out of the plan: no `add` can claim the slot (and list it a
+        // second time) before it is unlisted.
         let removed = slot
             .seq
-            .compare_exchange(id.seq, EMPTY, Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(id.seq, BUSY, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok();
         if removed {
+            let i = id.slot as usize;
+            self.update_plan(|p| p.without(i));
             if interest & Interest::CALLS.bits() != 0 {
                 self.calls.fetch_sub(1, Ordering::SeqCst);
             }
-            self.len.fetch_sub(1, Ordering::Release);
+            slot.seq.store(EMPTY, Ordering::Release);
         }
         removed
+    }
+
+    /// Replaces the plan with `f(plan)`, in a CAS loop.
+    fn update_plan(&self, f: impl Fn(Plan) -> Plan) {
+        let _ = self
+            .plan
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| Some(f(Plan(p)).0));
+    }
+
+    /// The current plan.
+    #[inline(always)]
+    fn plan(&self) -> Plan {
+        Plan(self.plan.load(Ordering::Acquire))
     }
 
     /// Whether some listener in the table wants per-call events. `SeqCst`, like the counter's
@@ -244,48 +345,74 @@ impl<const N: usize> Listeners<N> {
         self.calls.load(Ordering::SeqCst) != 0
     }
 
+    /// Listener calls that panicked and were caught, since the table was made.
+    pub(crate) fn panics(&self) -> u32 {
+        self.panics.load(Ordering::Relaxed)
+    }
+
     /// Listeners currently in the table.
     pub(crate) fn len(&self) -> usize {
-        self.len.load(Ordering::Acquire) as usize
+        self.plan().len()
     }
 
     /// Whether there is any listener, in one load: the hot path's only cost when there is none.
     /// A table of capacity 0 is always empty, and the check compiles to nothing.
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        N == 0 || self.len.load(Ordering::Acquire) == 0
+        N == 0 || self.plan().len() == 0
     }
 
-    /// Calls every listener found in one pass over the table whose sequence number is at most
-    /// `upto`, in the order they were added. Returns how many panicked (always 0 without `std`,
-    /// where a panic is not caught) and the highest sequence number called ([`NONE_CALLED`] if
-    /// none): what a `BeforeCall` dispatch hands to the permit as the `upto` of its outcome.
+    /// Calls the listeners the plan lists, in the order they were added, skipping those whose
+    /// sequence number is above `upto`. A listener that panics is caught and counted in
+    /// [`panics`](Self::panics) (with `std`; without, a panic is not caught). Returns the highest
+    /// sequence number called ([`NONE_CALLED`] if none): what a `BeforeCall` dispatch hands to
+    /// the permit as the `upto` of its outcome.
     ///
-    /// One pass takes a snapshot (at most one listener per slot, so a listener that replaces a
-    /// removed one mid-dispatch never runs beside it); the snapshot is then called in sequence
-    /// order by repeated minimum search instead of a sort, which keeps the code small and free
-    /// of panic paths (it matters on firmware). `O(N^2)` compares for a table of capacity `N`.
+    /// One load of the plan, then per listed slot its sequence number, pointer and interest
+    /// (see [`Slot::snapshot`]): no sorting, no snapshot of the whole table. Each slot is
+    /// listed once, so at most one listener per slot runs (a listener that replaces a removed
+    /// one mid-dispatch may run in its place, never beside it).
     ///
     /// Only listeners whose [`Interest`] includes the event's class are called.
-    pub(crate) fn dispatch(&self, event: &Event, upto: u32) -> Dispatched {
-        let class = Interest::of(&event.kind).bits();
-        let found = self.slots.each_ref().map(|s| s.snapshot(class));
+    #[inline(never)]
+    pub(crate) fn dispatch(&self, event: &Event, upto: u32) -> u32 {
+        self.dispatch_class(Interest::of(&event.kind).bits(), event, upto)
+    }
+
+    /// [`dispatch`](Self::dispatch) of a per-call event (`BeforeCall`, `Success`, `Failure`,
+    /// `Ignored`), inlined into the breaker's two per-call sites: the class is known there, and
+    /// the call and frame of an out-of-line dispatch were most of a per-call listener's cost.
+    #[inline(always)]
+    pub(crate) fn dispatch_call_event(&self, event: &Event, upto: u32) -> u32 {
+        debug_assert!(Interest::of(&event.kind).contains(Interest::CALLS));
+        self.dispatch_class(Interest::CALLS.bits(), event, upto)
+    }
+
+    /// The dispatch loop, for events of class `class` (an [`Interest`] bit).
+    #[inline(always)]
+    fn dispatch_class(&self, class: u32, event: &Event, upto: u32) -> u32 {
+        let plan = self.plan();
+        let mut entries = plan.entries();
         let mut last = EMPTY;
-        let mut panics = 0;
-        while let Some(&(seq, f)) = found
-            .iter()
-            .filter(|&&(seq, _)| seq > last && seq <= upto)
-            .min_by_key(|&&(seq, _)| seq)
-        {
-            last = seq;
+        for _ in 0..plan.len() {
+            let i = (entries & PLAN_ENTRY_MASK) as usize;
+            entries >>= PLAN_ENTRY_BITS;
+            let Some(slot) = self.slots.get(i) else {
+                continue;
+            };
+            let (seq, f) = slot.snapshot(class);
+            if seq == EMPTY || seq > upto {
+                continue;
+            }
+            last = last.max(seq);
             // SAFETY: every non-null pointer stored in a slot was produced by `f as *mut ()`
             // from a `Listener` (`fn(&Event)`) in `with` or `add`, and nothing else writes the
             // slots. A function pointer and `*mut ()` have the same size, and casting the
             // pointer back recovers the original function pointer.
             let f = unsafe { core::mem::transmute::<*mut (), Listener>(f) };
-            panics += call_one(f, event);
+            call_one(f, event, &self.panics);
         }
-        Dispatched { panics, last }
+        last
     }
 }
 
@@ -293,15 +420,6 @@ impl<const N: usize> Listeners<N> {
 pub(crate) const NONE_CALLED: u32 = EMPTY;
 /// Every listener: the `upto` of events that are not a call's outcome.
 pub(crate) const ALL: u32 = BUSY;
-
-/// What a dispatch did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Dispatched {
-    /// Listener calls that panicked (caught, with `std`).
-    pub panics: u32,
-    /// The highest sequence number called, or [`NONE_CALLED`].
-    pub last: u32,
-}
 
 #[cfg(not(loom))]
 const fn empty_slots<const N: usize>() -> [Slot; N] {
@@ -313,18 +431,20 @@ fn empty_slots<const N: usize>() -> [Slot; N] {
     core::array::from_fn(|_| Slot::new(EMPTY, core::ptr::null_mut(), 0))
 }
 
-/// Runs one listener; with `std` a panic is caught and counted, so the other listeners still
-/// run and the caller still gets its result.
+/// Runs one listener; with `std` a panic is caught and counted in `panics`, so the other
+/// listeners still run and the caller still gets its result.
 #[cfg(feature = "std")]
-fn call_one(f: Listener, event: &Event) -> u32 {
-    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(event)));
-    u32::from(caught.is_err())
+#[inline(always)]
+fn call_one(f: Listener, event: &Event, panics: &AtomicU32) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(event))).is_err() {
+        panics.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 #[cfg(not(feature = "std"))]
-fn call_one(f: Listener, event: &Event) -> u32 {
+#[inline(always)]
+fn call_one(f: Listener, event: &Event, _panics: &AtomicU32) {
     f(event);
-    0
 }
 
 #[cfg(all(test, not(loom)))]
@@ -367,24 +487,66 @@ mod tests {
             "a stale id must not remove the newer listener"
         );
         LOG.lock().unwrap().clear();
-        let d = t.dispatch(&ev, ALL);
+        let last = t.dispatch(&ev, ALL);
         assert_eq!(*LOG.lock().unwrap(), ["a", "c", "b"]);
-        assert_eq!(
-            d,
-            Dispatched {
-                panics: 0,
-                last: id_b2.seq
-            }
-        );
+        assert_eq!(last, id_b2.seq);
+        assert_eq!(t.panics(), 0);
         LOG.lock().unwrap().clear();
         // Up to c's number: b, added after c, is left out.
-        let d = t.dispatch(&ev, _id_c.seq);
+        let last = t.dispatch(&ev, _id_c.seq);
         assert_eq!(*LOG.lock().unwrap(), ["a", "c"]);
-        assert_eq!(d.last, _id_c.seq);
-        assert_eq!(t.dispatch(&ev, NONE_CALLED).last, NONE_CALLED);
+        assert_eq!(last, _id_c.seq);
+        assert_eq!(t.dispatch(&ev, NONE_CALLED), NONE_CALLED);
         assert_eq!(t.len(), 3);
         assert!(t.remove(id_b2));
         assert_eq!(t.len(), 2);
+    }
+
+    /// The plan's pure functions against a `Vec` model: every push and removal, at every
+    /// position, up to the full 15 entries.
+    #[test]
+    fn plan_push_and_without_keep_the_order() {
+        let entries = |p: Plan| -> Vec<usize> {
+            (0..p.len())
+                .map(|j| ((p.entries() >> (PLAN_ENTRY_BITS * j as u32)) & PLAN_ENTRY_MASK) as usize)
+                .collect()
+        };
+        // Slots listed in a scrambled order, to tell order from index.
+        let order: Vec<usize> = (0..MAX_LISTENERS)
+            .map(|k| (k * 7 + 3) % MAX_LISTENERS)
+            .collect();
+        let mut p = Plan::EMPTY;
+        for (n, &i) in order.iter().enumerate() {
+            p = p.push(i);
+            assert_eq!(entries(p), order[..=n]);
+        }
+        assert_eq!(p.len(), 15);
+        for &gone in &order {
+            let q = p.without(gone);
+            let want: Vec<usize> = order.iter().copied().filter(|&i| i != gone).collect();
+            assert_eq!(entries(q), want);
+            // Bits above the last entry stay zero, so a push after a removal lands right.
+            assert_eq!(q.entries() >> (PLAN_ENTRY_BITS * q.len() as u32), 0);
+            assert_eq!(entries(q.push(gone)), [want.clone(), vec![gone]].concat());
+            assert_eq!(
+                q.without(gone),
+                q,
+                "removing an unlisted slot changes nothing"
+            );
+        }
+        // Drain in insertion order, then in reverse.
+        let mut q = p;
+        for (n, &i) in order.iter().enumerate() {
+            q = q.without(i);
+            assert_eq!(entries(q), order[n + 1..]);
+        }
+        assert_eq!(q, Plan::EMPTY);
+        let mut q = p;
+        for (n, &i) in order.iter().enumerate().rev() {
+            q = q.without(i);
+            assert_eq!(entries(q), order[..n]);
+        }
+        assert_eq!(q, Plan::EMPTY);
     }
 
     #[test]
@@ -434,8 +596,9 @@ mod tests {
             name: "t",
             kind: EventKind::BeforeCall,
         };
-        let d = t.dispatch(&ev, ALL);
-        assert_eq!(d, Dispatched { panics: 2, last: 3 });
-        assert_eq!(t.dispatch(&ev, 1), Dispatched { panics: 1, last: 1 });
+        assert_eq!(t.dispatch(&ev, ALL), 3);
+        assert_eq!(t.panics(), 2);
+        assert_eq!(t.dispatch(&ev, 1), 1);
+        assert_eq!(t.panics(), 3);
     }
 }
