@@ -239,16 +239,27 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
                 listeners::NONE_CALLED,
             ));
         }
-        self.allow_slow(w)
+        // The slow path answers in two registers (`Slow`), not through memory: returning the
+        // whole `Result<Permit, Rejected>` made the closed path above store the permit to the
+        // stack on every call, for the two arms to meet.
+        match self.allow_slow(w) {
+            Ok(a) => Ok(Permit::new(self, a.gen, a.trial, a.observed)),
+            Err(r) => Err(self.rejected(r)),
+        }
     }
 
     /// Every other case: Closed with per-call listeners (dispatch `BeforeCall`, in this small
     /// frame), else [`allow_machine`](Self::allow_machine). `w` is the word `allow` loaded.
     #[inline(never)]
-    fn allow_slow(&self, w: Word) -> Result<Permit<'_, C, L>, Rejected> {
+    #[cold]
+    fn allow_slow(&self, w: Word) -> Slow {
         if let Some(gen) = closed_admit(w) {
             let observed = self.emit_before_call();
-            return Ok(Permit::new(self, gen, false, observed));
+            return Ok(Admission {
+                gen,
+                trial: false,
+                observed,
+            });
         }
         self.allow_machine(w)
     }
@@ -257,9 +268,8 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// the CAS helper. Out of line, so that the per-call listeners' closed path above does not
     /// pay for this frame.
     #[inline(never)]
-    fn allow_machine(&self, w: Word) -> Result<Permit<'_, C, L>, Rejected> {
-        // One rejection site for both ways to be rejected: `reject` (the `Duration`, the event)
-        // is inlined once, not twice (flash).
+    fn allow_machine(&self, w: Word) -> Slow {
+        // One rejection site for both ways to be rejected: the event is built once (flash).
         let (state, retry_after_ms) = 'rejected: {
             if w.state() == State::Open {
                 let now = self.clock.now_ms();
@@ -277,29 +287,39 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
                     } else {
                         self.dispatch(EventKind::BeforeCall, listeners::ALL)
                     };
-                    return Ok(Permit::new(self, gen, trial, observed));
+                    return Ok(Admission {
+                        gen,
+                        trial,
+                        observed,
+                    });
                 }
                 Effect::Rejected { retry_after_ms } => (old.state(), retry_after_ms),
                 // `Acquire` yields only the two effects above.
                 _ => (old.state(), None),
             }
         };
-        Err(self.reject(state, retry_after_ms))
-    }
-
-    /// A rejection in `state`, with its event.
-    #[inline]
-    fn reject(&self, state: State, retry_after_ms: Option<u64>) -> Rejected {
-        let rejected = Rejected {
-            name: self.name,
+        // A retry is at most the longest open period or lease (24 h < 2^27 ms): 32 bits hold it.
+        let retry_after_ms =
+            retry_after_ms.map_or(NO_RETRY, |ms| ms.min(u64::from(NO_RETRY - 1)) as u32);
+        let refusal = Refusal {
             state,
-            retry_after: retry_after_ms.map(config::ms_to_duration),
+            retry_after_ms,
         };
         self.emit(EventKind::Rejected {
-            state: rejected.state,
-            retry_after: rejected.retry_after,
+            state,
+            retry_after: refusal.retry_after(),
         });
-        rejected
+        Err(refusal)
+    }
+
+    /// The [`Rejected`] error of a refusal.
+    #[inline(always)]
+    fn rejected(&self, r: Refusal) -> Rejected {
+        Rejected {
+            name: self.name,
+            state: r.state,
+            retry_after: r.retry_after(),
+        }
     }
 
     /// Runs `f` if the breaker admits it: `Ok` counts as a success, `Err` as a failure.
@@ -375,6 +395,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// Every other report: a closed success with per-call listeners in consecutive mode (its
     /// event, no write, in this small frame), else [`finish_report`](Self::finish_report).
     #[inline(never)]
+    #[cold]
     fn finish_slow(
         &self,
         gen: u16,
@@ -1074,6 +1095,35 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
             },
             upto,
         )
+    }
+}
+
+/// What `allow`'s slow path decided, small enough to come back in two registers.
+type Slow = Result<Admission, Refusal>;
+
+/// An admission: the [`Permit`]'s fields but the breaker.
+#[derive(Clone, Copy)]
+struct Admission {
+    gen: u16,
+    trial: bool,
+    observed: u32,
+}
+
+/// A rejection: the [`Rejected`] error's fields but the name, the retry in milliseconds
+/// ([`NO_RETRY`] for none).
+#[derive(Clone, Copy)]
+struct Refusal {
+    state: State,
+    retry_after_ms: u32,
+}
+
+/// `Refusal::retry_after_ms` when time alone will not admit a call (ForcedOpen).
+const NO_RETRY: u32 = u32::MAX;
+
+impl Refusal {
+    fn retry_after(self) -> Option<Duration> {
+        (self.retry_after_ms != NO_RETRY)
+            .then(|| config::ms_to_duration(u64::from(self.retry_after_ms)))
     }
 }
 
