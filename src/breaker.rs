@@ -242,9 +242,11 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         // The slow path answers in two registers (`Slow`), not through memory: returning the
         // whole `Result<Permit, Rejected>` made the closed path above store the permit to the
         // stack on every call, for the two arms to meet.
-        match self.allow_slow(w) {
-            Ok(a) => Ok(Permit::new(self, a.gen, a.trial, a.observed)),
-            Err(r) => Err(self.rejected(r)),
+        let slow = self.allow_slow(w);
+        if slow.is_admitted() {
+            Ok(Permit::new(self, slow.gen(), slow.trial(), slow.low()))
+        } else {
+            Err(self.rejected(slow))
         }
     }
 
@@ -254,12 +256,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     #[cold]
     fn allow_slow(&self, w: Word) -> Slow {
         if let Some(gen) = closed_admit(w) {
-            let observed = self.emit_before_call();
-            return Ok(Admission {
-                gen,
-                trial: false,
-                observed,
-            });
+            return Slow::admitted(gen, false, self.emit_before_call());
         }
         self.allow_machine(w)
     }
@@ -287,37 +284,27 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
                     } else {
                         self.dispatch(EventKind::BeforeCall, listeners::ALL)
                     };
-                    return Ok(Admission {
-                        gen,
-                        trial,
-                        observed,
-                    });
+                    return Slow::admitted(gen, trial, observed);
                 }
                 Effect::Rejected { retry_after_ms } => (old.state(), retry_after_ms),
                 // `Acquire` yields only the two effects above.
                 _ => (old.state(), None),
             }
         };
-        // A retry is at most the longest open period or lease (24 h < 2^27 ms): 32 bits hold it.
-        let retry_after_ms =
-            retry_after_ms.map_or(NO_RETRY, |ms| ms.min(u64::from(NO_RETRY - 1)) as u32);
-        let refusal = Refusal {
-            state,
-            retry_after_ms,
-        };
+        let refusal = Slow::refused(state, retry_after_ms);
         self.emit(EventKind::Rejected {
             state,
             retry_after: refusal.retry_after(),
         });
-        Err(refusal)
+        refusal
     }
 
     /// The [`Rejected`] error of a refusal.
     #[inline(always)]
-    fn rejected(&self, r: Refusal) -> Rejected {
+    fn rejected(&self, r: Slow) -> Rejected {
         Rejected {
             name: self.name,
-            state: r.state,
+            state: r.state(),
             retry_after: r.retry_after(),
         }
     }
@@ -1046,7 +1033,8 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     /// ([`listeners::NONE_CALLED`] if none), for the permit to hand back with the outcome.
     #[inline(always)]
     fn emit_before_call(&self) -> u32 {
-        if self.listeners.is_empty() {
+        // No emptiness check first: the dispatch's one load of the plan is that check.
+        if L == 0 {
             return listeners::NONE_CALLED;
         }
         self.dispatch_call_event(EventKind::BeforeCall, listeners::ALL)
@@ -1098,32 +1086,69 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     }
 }
 
-/// What `allow`'s slow path decided, small enough to come back in two registers.
-type Slow = Result<Admission, Refusal>;
+/// What `allow`'s slow path decided, packed into one `u64` so that it comes back in a
+/// register (a `Result` of two small structs came back through memory):
+///
+/// | bits | admitted (`REFUSED` clear) | refused (`REFUSED` set) |
+/// |---|---|---|
+/// | 0..32 | `observed`: the `BeforeCall` dispatch's last sequence number | the retry in ms, [`NO_RETRY`] for none |
+/// | 32..48 | the generation | the state (`State::encode`) |
+/// | 48 | trial | 0 |
+/// | 63 | 0 | 1 (`REFUSED`) |
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Slow(u64);
 
-/// An admission: the [`Permit`]'s fields but the breaker.
-#[derive(Clone, Copy)]
-struct Admission {
-    gen: u16,
-    trial: bool,
-    observed: u32,
-}
+const SLOW_REFUSED: u64 = 1 << 63;
+const SLOW_TRIAL: u64 = 1 << 48;
+const SLOW_HIGH_SHIFT: u32 = 32;
 
-/// A rejection: the [`Rejected`] error's fields but the name, the retry in milliseconds
-/// ([`NO_RETRY`] for none).
-#[derive(Clone, Copy)]
-struct Refusal {
-    state: State,
-    retry_after_ms: u32,
-}
-
-/// `Refusal::retry_after_ms` when time alone will not admit a call (ForcedOpen).
+/// A refusal's retry when time alone will not admit a call (ForcedOpen).
 const NO_RETRY: u32 = u32::MAX;
 
-impl Refusal {
+impl Slow {
+    #[inline(always)]
+    fn admitted(gen: u16, trial: bool, observed: u32) -> Slow {
+        let trial = if trial { SLOW_TRIAL } else { 0 };
+        Slow(u64::from(observed) | (u64::from(gen) << SLOW_HIGH_SHIFT) | trial)
+    }
+
+    /// A retry is at most the longest open period or lease (24 h, under 2^27 ms): 32 bits
+    /// hold it; a larger value would saturate just below [`NO_RETRY`].
+    #[inline(always)]
+    fn refused(state: State, retry_after_ms: Option<u64>) -> Slow {
+        let ms = retry_after_ms.map_or(NO_RETRY, |ms| ms.min(u64::from(NO_RETRY - 1)) as u32);
+        Slow(SLOW_REFUSED | (u64::from(state.encode()) << SLOW_HIGH_SHIFT) | u64::from(ms))
+    }
+
+    #[inline(always)]
+    fn is_admitted(self) -> bool {
+        self.0 & SLOW_REFUSED == 0
+    }
+
+    /// `observed` when admitted, the retry in ms when refused.
+    #[inline(always)]
+    fn low(self) -> u32 {
+        self.0 as u32
+    }
+
+    #[inline(always)]
+    fn gen(self) -> u16 {
+        (self.0 >> SLOW_HIGH_SHIFT) as u16
+    }
+
+    #[inline(always)]
+    fn trial(self) -> bool {
+        self.0 & SLOW_TRIAL != 0
+    }
+
+    #[inline(always)]
+    fn state(self) -> State {
+        State::decode((self.0 >> SLOW_HIGH_SHIFT) as u8)
+    }
+
+    #[inline(always)]
     fn retry_after(self) -> Option<Duration> {
-        (self.retry_after_ms != NO_RETRY)
-            .then(|| config::ms_to_duration(u64::from(self.retry_after_ms)))
+        (self.low() != NO_RETRY).then(|| config::ms_to_duration(u64::from(self.low())))
     }
 }
 
@@ -1192,6 +1217,44 @@ mod tests {
 
     fn bit<C: Clock, const L: usize>(b: &CircuitBreaker<C, L>) -> bool {
         b.load().call_events()
+    }
+
+    /// `Slow` gives back exactly what it was given, at the edges of every field.
+    #[test]
+    fn slow_round_trips_admissions_and_refusals() {
+        for gen in [0, 1, 0x7fff, u16::MAX] {
+            for trial in [false, true] {
+                for observed in [listeners::NONE_CALLED, 1, 7, listeners::ALL - 1] {
+                    let a = Slow::admitted(gen, trial, observed);
+                    assert!(a.is_admitted());
+                    assert_eq!((a.gen(), a.trial(), a.low()), (gen, trial, observed));
+                }
+            }
+        }
+        let states = [
+            State::Closed,
+            State::Open,
+            State::HalfOpen,
+            State::ForcedOpen,
+            State::Disabled,
+        ];
+        for state in states {
+            let none = Slow::refused(state, None);
+            assert!(!none.is_admitted());
+            assert_eq!((none.state(), none.retry_after()), (state, None));
+            for ms in [0u64, 1, 999, 1_000, 86_400_000] {
+                let r = Slow::refused(state, Some(ms));
+                assert!(!r.is_admitted());
+                assert_eq!(r.state(), state);
+                assert_eq!(r.retry_after(), Some(Duration::from_millis(ms)));
+            }
+            // Beyond 32 bits, it saturates below the "none" value instead of becoming `None`.
+            let huge = Slow::refused(state, Some(u64::MAX));
+            assert_eq!(
+                huge.retry_after(),
+                Some(Duration::from_millis(u64::from(NO_RETRY - 1)))
+            );
+        }
     }
 
     /// The `CALL_EVENTS` bit is set exactly while some listener wants per-call events, through
