@@ -35,12 +35,12 @@ use crate::word::Word;
 /// A lock-free circuit breaker whose whole state is one `AtomicU64`.
 ///
 /// `C` is the [`Clock`]; `L` is the capacity of the listener table (default 4, at most
-/// [`MAX_LISTENERS`](crate::MAX_LISTENERS) = 15; a larger `L` does not compile:
+/// [`MAX_LISTENERS`](crate::MAX_LISTENERS) = 8; a larger `L` does not compile:
 ///
 /// ```compile_fail
 /// use atomic_breaker::{CircuitBreaker, Config, ManualClock};
-/// // error: the listener capacity L is at most 15
-/// let b = CircuitBreaker::<_, 16>::new("big", Config::new(), ManualClock::new());
+/// // error: the listener capacity L is at most 8
+/// let b = CircuitBreaker::<_, 9>::new("big", Config::new(), ManualClock::new());
 /// ```
 ///
 /// Every method takes `&self`, so a breaker can be a `static` shared by every thread:
@@ -262,9 +262,11 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     }
 
     /// An Open breaker whose period runs (one clock read, no machine), else the machine and
-    /// the CAS helper. Out of line, so that the per-call listeners' closed path above does not
-    /// pay for this frame.
-    #[inline(never)]
+    /// the CAS helper. Out of line where 64-bit atomics are native (servers), so that the
+    /// per-call listeners' closed path above does not pay for this frame; inlined elsewhere
+    /// (microcontrollers), where one function is smaller (flash).
+    #[cfg_attr(target_has_atomic = "64", inline(never))]
+    #[cfg_attr(not(target_has_atomic = "64"), inline(always))]
     fn allow_machine(&self, w: Word) -> Slow {
         // One rejection site for both ways to be rejected: the event is built once (flash).
         let (state, retry_after_ms) = 'rejected: {
@@ -292,14 +294,22 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
             }
         };
         let refusal = Slow::refused(state, retry_after_ms);
-        self.emit(EventKind::Rejected {
-            state,
-            retry_after: refusal.retry_after(),
-        });
+        // The `Duration` is made inside the check: with a table of capacity 0 it is not made.
+        if !self.listeners.is_empty() {
+            self.dispatch(
+                EventKind::Rejected {
+                    state,
+                    retry_after: refusal.retry_after(),
+                },
+                listeners::ALL,
+            );
+        }
         refusal
     }
 
-    /// The [`Rejected`] error of a refusal.
+    /// The [`Rejected`] error of a refusal. Inlined: out of line, its `Rejected` came back
+    /// through memory and the closed path in `allow` stored the permit there too (five stores a
+    /// call); on thumbv6m and thumbv7m inlining it is also smaller (by about 90 bytes).
     #[inline(always)]
     fn rejected(&self, r: Slow) -> Rejected {
         Rejected {
@@ -390,7 +400,10 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         observed: u32,
         error: Option<&dyn fmt::Debug>,
     ) -> Recorded {
-        if outcome == Outcome::Success
+        // Where 64-bit atomics are not native (microcontrollers), `finish_report` is inlined
+        // here and does the same check itself: one copy of it is smaller.
+        if cfg!(target_has_atomic = "64")
+            && outcome == Outcome::Success
             && self.rate.is_none()
             && closed_success_is_noop(self.load(), gen)
         {
@@ -402,9 +415,11 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         self.finish_report(gen, outcome, observed, error)
     }
 
-    /// A report through rate mode's hook or the machine: out of line, so that the per-call
-    /// listeners' closed path above does not pay for this frame.
-    #[inline(never)]
+    /// A report through rate mode's hook or the machine: out of line where 64-bit atomics are
+    /// native, so that the per-call listeners' closed path above does not pay for this frame;
+    /// inlined elsewhere (flash), as [`allow_machine`](Self::allow_machine).
+    #[cfg_attr(target_has_atomic = "64", inline(never))]
+    #[cfg_attr(not(target_has_atomic = "64"), inline(always))]
     fn finish_report(
         &self,
         gen: u16,
@@ -1018,14 +1033,6 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
                 },
                 listeners::ALL,
             );
-        }
-    }
-
-    /// Dispatches `kind` to every listener.
-    #[inline]
-    fn emit(&self, kind: EventKind<'_>) {
-        if !self.listeners.is_empty() {
-            self.dispatch(kind, listeners::ALL);
         }
     }
 

@@ -23,7 +23,7 @@
 //! changed in between, or is `BUSY` or `EMPTY`, is skipped for that event. Listeners are called
 //! in the order they were added (PyBreaker's list order), whatever slot they landed in.
 //!
-//! The plan has room for 15 slots: a capacity above 15 is a compile-time error.
+//! The plan has room for 8 slots: a capacity above 8 is a compile-time error.
 //!
 //! # What a listener can rely on
 //! - **Outcomes follow their `BeforeCall`**: the `BeforeCall` dispatch returns the highest
@@ -45,29 +45,32 @@
 use core::fmt;
 
 use crate::event::{Event, Interest, Listener};
-use crate::sync::{loom_const_fn, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{loom_const_fn, AtomicPtr, AtomicU32, Ordering};
 
 const EMPTY: u32 = 0;
 const BUSY: u32 = u32::MAX;
 
-/// The largest listener capacity `L`: the plan lists at most this many slots.
-pub const MAX_LISTENERS: usize = 15;
+/// The largest listener capacity `L`: the plan word lists at most this many slots.
+pub const MAX_LISTENERS: usize = 8;
 
 /// The dispatch plan: the occupied slots, in the order their listeners were added.
 ///
 /// | bits | field |
 /// |---|---|
-/// | 0..4 | `len`: how many entries (0 to 15) |
-/// | 4 + 4j .. 8 + 4j | entry `j` (for `j < len`): a slot index; entry 0 was added first |
+/// | 0..4 | `len`: how many entries (0 to 8) |
+/// | 4 + 3j .. 7 + 3j | entry `j` (for `j < len`): a slot index (0 to 7); entry 0 was added first |
 ///
-/// Bits above the last entry are zero. The functions here are pure; the table updates the
-/// word with CAS loops over them.
+/// Bits above the last entry are zero. 32 bits, so that on microcontrollers loading it is one
+/// plain load (a 64-bit atomic is a critical section there) and its shifts are instructions,
+/// not library calls. The functions here are pure; the table updates the word with CAS loops
+/// over them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Plan(u64);
+struct Plan(u32);
 
-const PLAN_LEN_MASK: u64 = 0xF;
-const PLAN_ENTRY_BITS: u32 = 4;
-const PLAN_ENTRY_MASK: u64 = 0xF;
+const PLAN_LEN_MASK: u32 = 0xF;
+const PLAN_LEN_BITS: u32 = 4;
+const PLAN_ENTRY_BITS: u32 = 3;
+const PLAN_ENTRY_MASK: u32 = 0b111;
 
 impl Plan {
     const EMPTY: Plan = Plan(0);
@@ -78,33 +81,34 @@ impl Plan {
         (self.0 & PLAN_LEN_MASK) as usize
     }
 
-    /// The entries, entry 0 in the low four bits.
+    /// The entries, entry 0 in the low three bits.
     #[inline(always)]
-    const fn entries(self) -> u64 {
-        self.0 >> PLAN_ENTRY_BITS
+    const fn entries(self) -> u32 {
+        self.0 >> PLAN_LEN_BITS
     }
 
     /// Appends slot `i`. The caller holds slot `i` (so it is not listed) and the table has at
-    /// most 15 slots (so the plan has room): `len < 15` and `i < 15`.
+    /// most 8 slots (so the plan has room): `len < 8` and `i < 8`.
     const fn push(self, i: usize) -> Plan {
-        let shift = PLAN_ENTRY_BITS * (self.len() as u32 + 1);
-        Plan((self.0 | ((i as u64) << shift)) + 1)
+        let shift = PLAN_LEN_BITS + PLAN_ENTRY_BITS * self.len() as u32;
+        Plan((self.0 | ((i as u32) << shift)) + 1)
     }
 
     /// Takes slot `i` out of the list, keeping the order of the others; unchanged if it is
-    /// not listed.
+    /// not listed. One pass that copies every other entry down (small code: it matters on
+    /// microcontrollers).
     fn without(self, i: usize) -> Plan {
-        let (len, entries) = (self.len(), self.entries());
-        let Some(j) = (0..len)
-            .find(|&j| (entries >> (PLAN_ENTRY_BITS * j as u32)) & PLAN_ENTRY_MASK == i as u64)
-        else {
-            return self;
-        };
-        // `j < len <= 15`: both shifts are at most 60.
-        let shift = PLAN_ENTRY_BITS * j as u32;
-        let below = entries & ((1u64 << shift) - 1);
-        let above = entries >> (shift + PLAN_ENTRY_BITS);
-        Plan(((below | (above << shift)) << PLAN_ENTRY_BITS) | (len as u64 - 1))
+        let (mut entries, mut kept, mut out) = (self.entries(), 0, 0);
+        for _ in 0..self.len() {
+            let slot = entries & PLAN_ENTRY_MASK;
+            entries >>= PLAN_ENTRY_BITS;
+            if slot != i as u32 {
+                // `kept < len <= 8`: the shift is at most 21.
+                out |= slot << (PLAN_ENTRY_BITS * kept);
+                kept += 1;
+            }
+        }
+        Plan((out << PLAN_LEN_BITS) | kept)
     }
 }
 
@@ -176,13 +180,13 @@ pub(crate) struct Listeners<const N: usize> {
     next_seq: AtomicU32,
     /// The [`Plan`]: the occupied slots in the order they were added. Its length lets dispatch
     /// skip the table with one load when it is empty.
-    plan: AtomicU64,
+    plan: AtomicU32,
     /// Occupied slots whose listener wants per-call events: the breaker mirrors `> 0` into the
     /// state word's `CALL_EVENTS` bit (see `CircuitBreaker::sync_call_events`).
     calls: AtomicU32,
     /// Listener calls that panicked and were caught (with `std`; always 0 without).
     panics: AtomicU32,
-    /// Slots filled by `with` (at most 15).
+    /// Slots filled by `with` (at most 8).
     filled: u32,
 }
 
@@ -193,13 +197,13 @@ impl<const N: usize> Listeners<N> {
             const {
                 assert!(
                     N <= MAX_LISTENERS,
-                    "the listener capacity L is at most 15 (atomic_breaker::MAX_LISTENERS)"
+                    "the listener capacity L is at most 8 (atomic_breaker::MAX_LISTENERS)"
                 );
             }
             Listeners {
                 slots: empty_slots(),
                 next_seq: AtomicU32::new(1),
-                plan: AtomicU64::new(Plan::EMPTY.0),
+                plan: AtomicU32::new(Plan::EMPTY.0),
                 calls: AtomicU32::new(0),
                 panics: AtomicU32::new(0),
                 filled: 0,
@@ -221,8 +225,8 @@ impl<const N: usize> Listeners<N> {
             self.slots[n] = Slot::new(seq, f as *mut (), interest.bits());
             self.filled += 1;
             self.next_seq = AtomicU32::new(seq + 1);
-            let plan = core::mem::replace(&mut self.plan, AtomicU64::new(0)).into_inner();
-            self.plan = AtomicU64::new(Plan(plan).push(n).0);
+            let plan = core::mem::replace(&mut self.plan, AtomicU32::new(0)).into_inner();
+            self.plan = AtomicU32::new(Plan(plan).push(n).0);
             if interest.contains(Interest::CALLS) {
                 let calls = core::mem::replace(&mut self.calls, AtomicU32::new(0)).into_inner();
                 self.calls = AtomicU32::new(calls + 1);
@@ -285,7 +289,7 @@ impl<const N: usize> Listeners<N> {
             }
             slot.seq.store(seq, Ordering::Release);
             // Listed last: a dispatch that finds the slot in the plan finds it published.
-            // The slot is ours and unlisted, and at most `N <= 15` slots are listed: `push`
+            // The slot is ours and unlisted, and at most `N <= 8` slots are listed: `push`
             // has room.
             self.update_plan(|p| p.push(i));
             return Ok(ListenerId {
@@ -380,12 +384,19 @@ impl<const N: usize> Listeners<N> {
     }
 
     /// [`dispatch`](Self::dispatch) of a per-call event (`BeforeCall`, `Success`, `Failure`,
-    /// `Ignored`), inlined into the breaker's two per-call sites: the class is known there, and
-    /// the call and frame of an out-of-line dispatch were most of a per-call listener's cost.
-    #[inline(always)]
+    /// `Ignored`). Where 64-bit atomics are native (servers), it is inlined into the breaker's
+    /// two per-call sites: the class is known there, and the call and frame of an out-of-line
+    /// dispatch were most of a per-call listener's cost. Elsewhere (most microcontrollers, where
+    /// loading the plan is a critical section anyway) flash comes first: it is the out-of-line
+    /// dispatch, and the loop is in the binary once.
+    #[cfg_attr(target_has_atomic = "64", inline(always))]
     pub(crate) fn dispatch_call_event(&self, event: &Event, upto: u32) -> u32 {
         debug_assert!(Interest::of(&event.kind).contains(Interest::CALLS));
-        self.dispatch_class(Interest::CALLS.bits(), event, upto)
+        if cfg!(target_has_atomic = "64") {
+            self.dispatch_class(Interest::CALLS.bits(), event, upto)
+        } else {
+            self.dispatch(event, upto)
+        }
     }
 
     /// The dispatch loop, for events of class `class` (an [`Interest`] bit).
@@ -503,7 +514,7 @@ mod tests {
     }
 
     /// The plan's pure functions against a `Vec` model: every push and removal, at every
-    /// position, up to the full 15 entries.
+    /// position, up to the full 8 entries.
     #[test]
     fn plan_push_and_without_keep_the_order() {
         let entries = |p: Plan| -> Vec<usize> {
@@ -520,7 +531,12 @@ mod tests {
             p = p.push(i);
             assert_eq!(entries(p), order[..=n]);
         }
-        assert_eq!(p.len(), 15);
+        assert_eq!(p.len(), MAX_LISTENERS);
+        assert_eq!(
+            p.0 >> (PLAN_LEN_BITS + PLAN_ENTRY_BITS * 8),
+            0,
+            "8 entries fit in 28 bits"
+        );
         for &gone in &order {
             let q = p.without(gone);
             let want: Vec<usize> = order.iter().copied().filter(|&i| i != gone).collect();
