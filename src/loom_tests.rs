@@ -1291,6 +1291,45 @@ fn listener_remove_and_readd_race_dispatch() {
     });
 }
 
+/// On a two-slot table with listeners 1 and 2, one thread removes 1 and adds 3 (which may land
+/// in 1's slot) while another dispatches an event. That dispatch calls each listener at most
+/// once and never both 1 and 3 (one slot, one call); 2 always gets it (it was there all along).
+/// Once the race is over, the plan lists 2 then 3: every later event goes to 2, then 3.
+#[test]
+fn listener_plan_remove_readd_two_slots_race_dispatch() {
+    const K: usize = 28;
+    model::<K>(
+        "listener_plan_remove_readd_two_slots_race_dispatch",
+        2,
+        || {
+            begin_iteration::<K>();
+            let b = listener_breaker::<2>();
+            let id1 = b.add_listener(record::<K, 1>).unwrap();
+            b.add_listener(record::<K, 2>).unwrap();
+            let t0 = thread::spawn(move || {
+                assert!(b.remove_listener(id1));
+                b.add_listener(record::<K, 3>).unwrap();
+            });
+            let t1 = thread::spawn(move || assert!(b.open()));
+            t0.join().unwrap();
+            t1.join().unwrap();
+            let during: Vec<u8> = log::<K>().iter().map(|e| e.0).collect();
+            for who in [1, 2, 3] {
+                assert!(
+                    during.iter().filter(|&&w| w == who).count() <= 1,
+                    "{during:?}"
+                );
+            }
+            assert!(during.contains(&2), "{during:?}");
+            assert!(!(during.contains(&1) && during.contains(&3)), "{during:?}");
+            assert_eq!(b.listener_count(), 2);
+            assert!(b.close());
+            let after: Vec<u8> = log::<K>()[during.len()..].iter().map(|e| e.0).collect();
+            assert_eq!(after, [2, 3]);
+        },
+    );
+}
+
 /// Three threads on a one-slot table: one removes listener 1, one adds listener 2 (which fails
 /// if the slot is still taken), one dispatches. At most one listener is called, once; a
 /// listener whose add failed is never called.
