@@ -32,9 +32,10 @@
 //!   gets that call's outcome. (The one exception is a race among several `add`s and the
 //!   admission itself: an `add` still in progress, holding a lower number than an `add` that
 //!   finished first, may get the outcome without the `BeforeCall`.)
-//! - **Removal is not a barrier**: a dispatch that took its snapshot before `remove` returned
-//!   `true` may still call the removed listener once (as in RCU). It is never called by a
-//!   dispatch that starts after.
+//! - **Removal is not a barrier**: a dispatch that loaded the plan before `remove` returned
+//!   `true` may still call the removed listener once (as in RCU), or, if an `add` has put a new
+//!   listener in that slot meanwhile, the new one in its place (never both: the slot is listed
+//!   once). The removed listener is never called by a dispatch that starts after.
 //! - **Ids belong to their breaker**: a [`ListenerId`] is a slot and a per-breaker sequence
 //!   number; given to another breaker's `remove_listener` it may remove that breaker's listener.
 //! - **Order among racing adds**: two `add`s that overlap in time may be called in either
