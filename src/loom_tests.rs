@@ -1513,7 +1513,7 @@ fn rate_breaker() -> &'static CircuitBreaker<ManualClock, 1> {
 /// many failures were in the tripping window (1 or 2, depending on the order of the CASes).
 #[test]
 fn rate_window_updates_race_a_trip() {
-    const K: usize = 25;
+    const K: usize = 29;
     model::<K>("rate_window_updates_race_a_trip", 2, || {
         begin_iteration::<K>();
         let b = rate_breaker();
@@ -1540,7 +1540,7 @@ fn rate_window_updates_race_a_trip() {
 /// empty window, and a success and a failure in the old generation never count in the new one.
 #[test]
 fn rate_trip_races_close() {
-    const K: usize = 26;
+    const K: usize = 30;
     model::<K>("rate_trip_races_close", 2, || {
         begin_iteration::<K>();
         let b = rate_breaker();
