@@ -51,7 +51,9 @@ use crate::sync::{loom_const_fn, AtomicPtr, AtomicU32, Ordering};
 const EMPTY: u32 = 0;
 const BUSY: u32 = u32::MAX;
 
-/// The largest listener capacity `L`: the plan word lists at most this many slots.
+/// The largest listener capacity `L` of a [`CircuitBreaker`](crate::CircuitBreaker): a larger
+/// `L` is a compile-time error. (The table lists its listeners, in the order they were added, in
+/// one 32-bit word, so that a dispatch reads it with one load.)
 pub const MAX_LISTENERS: usize = 8;
 
 /// The dispatch plan: the occupied slots, in the order their listeners were added.
