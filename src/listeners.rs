@@ -466,6 +466,7 @@ mod tests {
     use super::*;
     use crate::event::EventKind;
     use std::sync::Mutex;
+    use std::vec;
     use std::vec::Vec;
 
     static LOG: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
