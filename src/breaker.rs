@@ -715,7 +715,8 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         self.listeners.panics()
     }
 
-    /// Adds a listener at run time; it runs after every listener added before it.
+    /// Adds a listener at run time; it runs after every listener added before it (two
+    /// `add_listener` calls that overlap in time may run in either order).
     ///
     /// It hears every event dispatched after `add_listener` returns, except the outcomes
     /// (`Success`, `Failure`, `Ignored`) of calls admitted before: a listener never sees an
@@ -781,9 +782,10 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
 
     /// Removes a listener; `false` if `id` was already removed.
     ///
-    /// Not a barrier: a dispatch that had already taken its snapshot of the table (on another
+    /// Not a barrier: a dispatch that had already read the table's list of listeners (on another
     /// thread, or further up this thread's stack) may still call the removed listener once
-    /// after this returns `true`; no dispatch that starts later does. `id` must come from this
+    /// after this returns `true` (or, if a new listener has taken its slot meanwhile, that one
+    /// in its place); no dispatch that starts later does. `id` must come from this
     /// breaker's [`add_listener`](Self::add_listener) or
     /// [`const_listener_id`](Self::const_listener_id): ids are per breaker, and another
     /// breaker's id may name, and remove, a listener here.
