@@ -239,9 +239,9 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
                 listeners::NONE_CALLED,
             ));
         }
-        // The slow path answers in two registers (`Slow`), not through memory: returning the
-        // whole `Result<Permit, Rejected>` made the closed path above store the permit to the
-        // stack on every call, for the two arms to meet.
+        // The slow path answers in registers (`Slow`, one `u64`), not through memory: returning
+        // the whole `Result<Permit, Rejected>` made the closed path above store the permit to
+        // the stack on every call, for the two arms to meet.
         let slow = self.allow_slow(w);
         if slow.is_admitted() {
             Ok(Permit::new(self, slow.gen(), slow.trial(), slow.low()))
