@@ -389,38 +389,10 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         self.finish_slow(gen, outcome, observed, error)
     }
 
-    /// Every other report: a closed success with per-call listeners in consecutive mode (its
-    /// event, no write, in this small frame), else [`finish_report`](Self::finish_report).
+    /// Every other report: rate mode's hook, else [`finish_machine`](Self::finish_machine).
     #[inline(never)]
     #[cold]
     fn finish_slow(
-        &self,
-        gen: u16,
-        outcome: Outcome,
-        observed: u32,
-        error: Option<&dyn fmt::Debug>,
-    ) -> Recorded {
-        // Where 64-bit atomics are not native (microcontrollers), `finish_report` is inlined
-        // here and does the same check itself: one copy of it is smaller.
-        if cfg!(target_has_atomic = "64")
-            && outcome == Outcome::Success
-            && self.rate.is_none()
-            && closed_success_is_noop(self.load(), gen)
-        {
-            if self.wants_outcome(observed) {
-                self.dispatch_call_event(EventKind::Success, observed);
-            }
-            return Recorded::Counted;
-        }
-        self.finish_report(gen, outcome, observed, error)
-    }
-
-    /// A report through rate mode's hook or the machine: out of line where 64-bit atomics are
-    /// native, so that the per-call listeners' closed path above does not pay for this frame;
-    /// inlined elsewhere (flash), as [`allow_machine`](Self::allow_machine).
-    #[cfg_attr(target_has_atomic = "64", inline(never))]
-    #[cfg_attr(not(target_has_atomic = "64"), inline(always))]
-    fn finish_report(
         &self,
         gen: u16,
         outcome: Outcome,
@@ -433,8 +405,10 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         self.finish_machine(gen, outcome, observed, error)
     }
 
-    /// A report through the machine and the CAS helper (every report in consecutive mode; in
-    /// rate mode, those that do not find the breaker Closed in their generation).
+    /// A report through the machine (every report in consecutive mode; in rate mode, those that
+    /// do not find the breaker Closed in their generation). A closed success with per-call
+    /// listeners writes nothing: its event, in this frame; every other report goes to
+    /// [`finish_apply`](Self::finish_apply).
     #[inline(always)]
     fn finish_machine(
         &self,
@@ -444,9 +418,27 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         error: Option<&dyn fmt::Debug>,
     ) -> Recorded {
         if outcome == Outcome::Success && closed_success_is_noop(self.load(), gen) {
-            self.emit_outcome(EventKind::Success, observed);
+            if self.wants_outcome(observed) {
+                self.dispatch_call_event(EventKind::Success, observed);
+            }
             return Recorded::Counted;
         }
+        self.finish_apply(gen, outcome, observed, error)
+    }
+
+    /// A report through the CAS helper, with its events. Out of line where 64-bit atomics are
+    /// native (servers), so that a per-call listener's closed success does not pay for this
+    /// frame; inlined elsewhere (microcontrollers), where one function is smaller (flash), as
+    /// [`allow_machine`](Self::allow_machine).
+    #[cfg_attr(target_has_atomic = "64", inline(never))]
+    #[cfg_attr(not(target_has_atomic = "64"), inline(always))]
+    fn finish_apply(
+        &self,
+        gen: u16,
+        outcome: Outcome,
+        observed: u32,
+        error: Option<&dyn fmt::Debug>,
+    ) -> Recorded {
         let (old, step, now) = self.apply(Op::Report { gen, outcome });
         // The event is built only when it goes somewhere: `failures_at` may call the rate hook,
         // which the compiler cannot drop, so a table of capacity 0 must not reach it.
