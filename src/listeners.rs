@@ -569,6 +569,51 @@ mod tests {
         assert_eq!(q, Plan::EMPTY);
     }
 
+    static ORDER: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+    fn nth<const K: usize>(_: &Event) {
+        ORDER.lock().unwrap().push(K);
+    }
+
+    /// A table of the largest capacity: all 8 slots fill, a ninth add is refused, and after
+    /// removals and re-adds into freed slots the listeners still run in the order they were
+    /// added, whatever slots they landed in.
+    #[test]
+    fn a_full_table_of_max_capacity_keeps_the_added_order() {
+        let fs: [Listener; 8] = [
+            nth::<0>, nth::<1>, nth::<2>, nth::<3>, nth::<4>, nth::<5>, nth::<6>, nth::<7>,
+        ];
+        let t: Listeners<MAX_LISTENERS> = Listeners::new();
+        let ids: Vec<ListenerId> = fs
+            .iter()
+            .map(|&f| t.add(f, Interest::ALL).unwrap())
+            .collect();
+        assert_eq!(t.len(), 8);
+        assert_eq!(
+            t.add(nth::<0>, Interest::ALL),
+            Err(ListenerTableFull { capacity: 8 })
+        );
+        let ev = Event {
+            name: "t",
+            kind: EventKind::BeforeCall,
+        };
+        let run = || {
+            ORDER.lock().unwrap().clear();
+            t.dispatch(&ev, ALL);
+            ORDER.lock().unwrap().clone()
+        };
+        assert_eq!(run(), [0, 1, 2, 3, 4, 5, 6, 7]);
+        // Free slots 1 and 5, then add 5 and 1 again: they land in freed slots, and run last,
+        // in the order of these adds.
+        assert!(t.remove(ids[1]));
+        assert!(t.remove(ids[5]));
+        assert_eq!(run(), [0, 2, 3, 4, 6, 7]);
+        t.add(fs[5], Interest::ALL).unwrap();
+        t.add(fs[1], Interest::ALL).unwrap();
+        assert_eq!(run(), [0, 2, 3, 4, 6, 7, 5, 1]);
+        assert_eq!(t.len(), 8);
+    }
+
     #[test]
     fn refused_adds_take_no_sequence_number() {
         let t: Listeners<1> = Listeners::new().with(a, Interest::ALL);
