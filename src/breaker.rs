@@ -352,13 +352,25 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
         f: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, crate::Error<E>> {
-        let permit = self.allow().map_err(crate::Error::Rejected)?;
+        let permit = match self.allow() {
+            Ok(permit) => permit,
+            Err(rejected) => return Err(crate::Error::Rejected(rejected)),
+        };
         let result = f();
-        let recorded = permit.report_result(classify(&result), &result);
-        result.map_err(|error| crate::Error::Failed {
-            error,
-            tripped: recorded == Recorded::Tripped,
-        })
+        let outcome = classify(&result);
+        match result {
+            Ok(value) => {
+                permit.report(outcome);
+                Ok(value)
+            }
+            Err(error) => {
+                let recorded = permit.report_error(outcome, &error);
+                Err(crate::Error::Failed {
+                    error,
+                    tripped: recorded == Recorded::Tripped,
+                })
+            }
+        }
     }
 
     /// Reports the outcome of a call admitted in generation `gen`; used by [`Permit`].

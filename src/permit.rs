@@ -170,9 +170,21 @@ impl<'a, C: Clock, const L: usize> Permit<'a, C, L> {
         result: &Result<T, E>,
     ) -> Recorded {
         match result {
-            #[cfg(feature = "std")]
-            Err(e) => self.report_with(outcome, e),
-            _ => self.report(outcome),
+            Err(e) => self.report_error(outcome, e),
+            Ok(_) => self.report(outcome),
+        }
+    }
+
+    /// Reports `outcome` of a call that returned `Err(error)`, lending `error` to the event
+    /// (only with `std`, as for [`report_result`](Self::report_result)).
+    #[inline]
+    pub(crate) fn report_error<E: fmt::Debug>(self, outcome: Outcome, error: &E) -> Recorded {
+        #[cfg(feature = "std")]
+        return self.report_with(outcome, error);
+        #[cfg(not(feature = "std"))]
+        {
+            let _ = error;
+            self.report(outcome)
         }
     }
 }
