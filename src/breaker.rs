@@ -395,7 +395,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     ) -> Recorded {
         // The closed path inline: a success with nothing to reset and no per-call listener is
         // one load and one masked compare (see `Word::is_quiet_success`).
-        if outcome == Outcome::Success && self.load().is_quiet_success(gen) {
+        if outcome == Outcome::Success && self.load().is_quiet_success(gen, observed) {
             return Recorded::Counted;
         }
         self.finish_slow(gen, outcome, observed, error)
@@ -430,12 +430,21 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         error: Option<&dyn fmt::Debug>,
     ) -> Recorded {
         if outcome == Outcome::Success && closed_success_is_noop(self.load(), gen) {
-            if self.wants_outcome(observed) {
-                self.dispatch_call_event(EventKind::Success, observed);
-            }
-            return Recorded::Counted;
+            return self.closed_success(observed);
         }
         self.finish_apply(gen, outcome, observed, error)
+    }
+
+    /// A closed success that writes nothing: its `Success` event, if anyone saw the call's
+    /// `BeforeCall`. In its own small frame where 64-bit atomics are native (servers), like
+    /// `allow_slow`'s `BeforeCall`; inlined elsewhere (flash).
+    #[cfg_attr(target_has_atomic = "64", inline(never))]
+    #[cfg_attr(not(target_has_atomic = "64"), inline(always))]
+    fn closed_success(&self, observed: u32) -> Recorded {
+        if self.wants_outcome(observed) {
+            self.dispatch_call_event(EventKind::Success, observed);
+        }
+        Recorded::Counted
     }
 
     /// A report through the CAS helper, with its events. Out of line where 64-bit atomics are

@@ -13,10 +13,10 @@ use crate::state::State;
 /// state is already final when listeners run, so a panic cannot leave it wrong.
 ///
 /// The outcome events of a call (`Success`, `Failure`, `Ignored`) go only to the listeners that
-/// got its `BeforeCall`: a listener added while a call runs sees neither its `BeforeCall` nor
-/// its outcome, so it never sees an outcome without its start. A closed-path success is
-/// dispatched only while some listener that wants per-call events is still registered at the
-/// report (removal is not a barrier: a listener removed during the call may miss its outcome). An outcome is
+/// got its `BeforeCall`, and to each of them unless it was removed in between: a listener
+/// never sees an outcome without its start (a listener added once the call's `BeforeCall` has
+/// been dispatched gets neither), and one that got the start gets the outcome while it stays
+/// registered (removal is not a barrier: a listener removed during the call may miss it). An outcome is
 /// reported to listeners even when the breaker drops it (a permit from an earlier generation).
 ///
 /// A listener hears only the events its [`Interest`] names; `with_listener` and `add_listener`

@@ -13,8 +13,12 @@
 //! order in one pass: one load of the plan, then each listed slot.
 //!
 //! `add` claims a free slot with a CAS `EMPTY -> BUSY`, then takes a sequence number from
-//! `next_seq` (so a refused add, on a full table, consumes none), stores the pointer, publishes
-//! its sequence number (Release), and last appends the slot to the plan (a CAS loop). `remove`
+//! `next_seq` (so a refused add, on a full table, consumes none), stores the pointer, appends
+//! the slot to the plan (a CAS loop), and last publishes its sequence number (Release): a
+//! listener is called only once it is listed, even by a dispatch holding an older plan that
+//! listed its slot for a removed listener, so the dispatch of a call's outcome, which loads the
+//! plan later, finds every listener that got the call's `BeforeCall` (unless it was removed
+//! meanwhile). `remove`
 //! takes a [`ListenerId`] (slot and sequence number) and CASes that exact sequence number to
 //! `BUSY`, so a stale id cannot remove a newer listener; it then takes the slot out of the plan
 //! and only then frees it (`EMPTY`): a slot is never in the plan twice, so a dispatch calls at
@@ -29,7 +33,10 @@
 //! - **Outcomes follow their `BeforeCall`**: the `BeforeCall` dispatch returns the highest
 //!   sequence number it called; the permit keeps it, and the call's outcome goes only to
 //!   listeners with a sequence number up to it. A listener added after the admission never
-//!   gets that call's outcome. (The one exception is a race among several `add`s and the
+//!   gets that call's outcome. **And a `BeforeCall` is followed by its outcome**: a listener
+//!   that got a call's `BeforeCall` gets its outcome unless it is removed in between (a
+//!   listener is published only after it is listed, and a success whose `BeforeCall` reached
+//!   anyone is always dispatched). (The one exception is a race among several `add`s and the
 //!   admission itself: an `add` still in progress, holding a lower number than an `add` that
 //!   finished first, may get the outcome without the `BeforeCall`.)
 //! - **Removal is not a barrier**: a dispatch that loaded the plan before `remove` returned
@@ -149,7 +156,7 @@ struct Slot {
 impl Slot {
     /// The slot's sequence number and listener if it wants an event of class `class`, or
     /// `(EMPTY, null)` if it does not, or is free, being written, or changed while being read.
-    #[inline]
+    #[inline(always)]
     fn snapshot(&self, class: u32) -> (u32, *mut ()) {
         let none = (EMPTY, core::ptr::null_mut());
         let seq = self.seq.load(Ordering::Acquire);
@@ -290,11 +297,14 @@ impl<const N: usize> Listeners<N> {
             if interest.contains(Interest::CALLS) {
                 self.calls.fetch_add(1, Ordering::SeqCst);
             }
-            slot.seq.store(seq, Ordering::Release);
-            // Listed last: a dispatch that finds the slot in the plan finds it published.
-            // The slot is ours and unlisted, and at most `N <= 8` slots are listed: `push`
-            // has room.
+            // Listed before it is published: a dispatch that finds the slot listed but `BUSY`
+            // skips it. Published last, so any dispatch that calls this listener (even through
+            // a plan loaded before the slot was freed, which lists the slot for its previous
+            // listener) does so after it is listed: the later dispatch of that call's outcome
+            // finds it listed too. The slot is ours and unlisted, and at most `N <= 8` slots
+            // are listed: `push` has room.
             self.update_plan(|p| p.push(i));
+            slot.seq.store(seq, Ordering::Release);
             return Ok(ListenerId {
                 slot: i as u32,
                 seq,
@@ -395,11 +405,42 @@ impl<const N: usize> Listeners<N> {
     #[cfg_attr(target_has_atomic = "64", inline(always))]
     pub(crate) fn dispatch_call_event(&self, event: &Event, upto: u32) -> u32 {
         debug_assert!(Interest::of(&event.kind).contains(Interest::CALLS));
-        if cfg!(target_has_atomic = "64") {
-            self.dispatch_class(Interest::CALLS.bits(), event, upto)
-        } else {
-            self.dispatch(event, upto)
+        if !cfg!(target_has_atomic = "64") {
+            return self.dispatch(event, upto);
         }
+        let plan = self.plan();
+        match plan.len() {
+            0 => EMPTY,
+            // One listener (a server's metrics listener, say): no loop, so fewer values live
+            // across the listener's call, and a smaller frame.
+            1 => self.dispatch_slot(
+                (plan.entries() & PLAN_ENTRY_MASK) as usize,
+                Interest::CALLS.bits(),
+                event,
+                upto,
+            ),
+            _ => self.dispatch(event, upto),
+        }
+    }
+
+    /// Calls slot `i`'s listener if it wants class `class` and its sequence number is at most
+    /// `upto`; returns that sequence number, or `EMPTY` if it was not called.
+    #[inline(always)]
+    fn dispatch_slot(&self, i: usize, class: u32, event: &Event, upto: u32) -> u32 {
+        let Some(slot) = self.slots.get(i) else {
+            return EMPTY;
+        };
+        let (seq, f) = slot.snapshot(class);
+        if seq == EMPTY || seq > upto {
+            return EMPTY;
+        }
+        // SAFETY: every non-null pointer stored in a slot was produced by `f as *mut ()`
+        // from a `Listener` (`fn(&Event)`) in `with` or `add`, and nothing else writes the
+        // slots. A function pointer and `*mut ()` have the same size, and casting the
+        // pointer back recovers the original function pointer.
+        let f = unsafe { core::mem::transmute::<*mut (), Listener>(f) };
+        call_one(f, event, &self.panics);
+        seq
     }
 
     /// The dispatch loop, for events of class `class` (an [`Interest`] bit).
@@ -411,20 +452,7 @@ impl<const N: usize> Listeners<N> {
         for _ in 0..plan.len() {
             let i = (entries & PLAN_ENTRY_MASK) as usize;
             entries >>= PLAN_ENTRY_BITS;
-            let Some(slot) = self.slots.get(i) else {
-                continue;
-            };
-            let (seq, f) = slot.snapshot(class);
-            if seq == EMPTY || seq > upto {
-                continue;
-            }
-            last = last.max(seq);
-            // SAFETY: every non-null pointer stored in a slot was produced by `f as *mut ()`
-            // from a `Listener` (`fn(&Event)`) in `with` or `add`, and nothing else writes the
-            // slots. A function pointer and `*mut ()` have the same size, and casting the
-            // pointer back recovers the original function pointer.
-            let f = unsafe { core::mem::transmute::<*mut (), Listener>(f) };
-            call_one(f, event, &self.panics);
+            last = last.max(self.dispatch_slot(i, class, event, upto));
         }
         last
     }

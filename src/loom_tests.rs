@@ -1426,6 +1426,41 @@ fn call_events_bit_two_removes_race() {
     });
 }
 
+/// A closed call with one per-call listener (the table's one-slot dispatch, with no loop) races
+/// the removal of that listener (1) and the add of another (2) into the same slot. The call's
+/// `BeforeCall` goes to 1, to 2 or to neither, never to both; its `Success` goes only to a
+/// listener that got its `BeforeCall` (1 may miss it, being removed; 2 may not, being there to
+/// the end). Afterwards only 2 hears calls.
+#[test]
+fn one_call_listener_remove_readd_race_call() {
+    const K: usize = 31;
+    model::<K>("one_call_listener_remove_readd_race_call", 2, || {
+        begin_iteration::<K>();
+        let b = listener_breaker::<1>();
+        let id = b.add_listener_for(Interest::CALLS, record::<K, 1>).unwrap();
+        let t0 = thread::spawn(move || {
+            assert!(b.remove_listener(id));
+            b.add_listener_for(Interest::CALLS, record::<K, 2>).unwrap();
+        });
+        let t1 = thread::spawn(move || assert!(b.call(|| Ok::<_, ()>(())).is_ok()));
+        t0.join().unwrap();
+        t1.join().unwrap();
+        let during = log::<K>();
+        let (one, two) = (received(&during, 1), received(&during, 2));
+        let (before, success) = (EventKind::BeforeCall, EventKind::Success);
+        assert!(
+            one.is_empty() || one == [before] || one == [before, success],
+            "{during:?}"
+        );
+        assert!(two.is_empty() || two == [before, success], "{during:?}");
+        assert!(
+            one.is_empty() || two.is_empty(),
+            "both heard one call: {during:?}"
+        );
+        call_events_settled::<K, 1>(b, &[2]);
+    });
+}
+
 /// The bit's writers race a call that moves the state word by CAS (a failure counted, then a
 /// trip): the CAS helper retries over the bit's atomic OR / AND-NOT, and the machine carries the
 /// bit, so neither the count nor the bit is lost. Thread 0 removes the per-call listener, thread

@@ -638,13 +638,21 @@ mod tests {
                                     && w.generation() == report_gen
                                     && w.count() == 0;
                                 assert_eq!(closed_success_is_noop(w, report_gen), field_wise);
-                                assert_eq!(
-                                    w.is_quiet_success(report_gen),
-                                    field_wise && !events,
-                                    "{w:?}"
-                                );
-                                if w.is_quiet_success(report_gen) {
-                                    checked[2] += 1;
+                                // `observed`: the listener sequence number the call's
+                                // `BeforeCall` reached (0: none); its outcome is owed.
+                                for observed in [0, 1, 2, u32::MAX - 1] {
+                                    let quiet = w.is_quiet_success(report_gen, observed);
+                                    let (branching, folded) = (
+                                        w.is_quiet_success_branching(report_gen, observed),
+                                        w.is_quiet_success_folded(report_gen, observed),
+                                    );
+                                    assert_eq!((branching, folded), (quiet, quiet), "{w:?}");
+                                    assert_eq!(
+                                        quiet,
+                                        field_wise && !events && observed == 0,
+                                        "{w:?}, observed {observed}"
+                                    );
+                                    checked[2] += u32::from(quiet);
                                 }
                             }
                             // The bit rides through every move the machine makes.

@@ -48,7 +48,9 @@ pub struct Permit<'a, C: Clock, const L: usize> {
     trial: bool,
     /// The highest listener sequence number the `BeforeCall` dispatch called (0 if none): the
     /// outcome event goes only to listeners up to it, and is not dispatched at all when 0, which
-    /// saves the report a load of the listener table on the closed path.
+    /// saves the report a load of the listener table on the closed path. When it is not 0,
+    /// a success always takes the slow path, even if the state word's per-call bit has been
+    /// cleared meanwhile, so a listener that got the `BeforeCall` gets the outcome.
     observed: u32,
 }
 

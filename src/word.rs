@@ -222,11 +222,32 @@ impl Word {
     pub(crate) const fn is_closed_quiet(self) -> bool {
         self.0 & QUIET_ADMIT_MASK == 0
     }
-    /// Closed, no failure on record, generation `gen`, no per-call listener, in one masked
-    /// compare: a success of generation `gen` that writes and dispatches nothing.
+    /// Closed, no failure on record, generation `gen`, no per-call listener, and no listener
+    /// waiting for this call's outcome (`observed`, what its `BeforeCall` dispatch returned, is
+    /// 0), in one masked compare with `observed` folded in: a success of generation `gen`
+    /// that writes and dispatches nothing. (`observed` matters even when the per-call bit is
+    /// clear: a listener may get a `BeforeCall` and the bit be cleared before the report.)
     #[inline(always)]
-    pub(crate) const fn is_quiet_success(self, gen: u16) -> bool {
-        self.0 & QUIET_SUCCESS_MASK == (gen as u64) << GEN_SHIFT
+    pub(crate) const fn is_quiet_success(self, gen: u16, observed: u32) -> bool {
+        if cfg!(target_has_atomic = "64") {
+            self.is_quiet_success_branching(gen, observed)
+        } else {
+            self.is_quiet_success_folded(gen, observed)
+        }
+    }
+    /// [`is_quiet_success`](Self::is_quiet_success) as two compare-and-branches: the fewer
+    /// instructions on 64-bit targets (callgrind: 17 per `allow()` + `success()`, 19 folded).
+    #[inline(always)]
+    pub(crate) const fn is_quiet_success_branching(self, gen: u16, observed: u32) -> bool {
+        observed == 0 && self.0 & QUIET_SUCCESS_MASK == (gen as u64) << GEN_SHIFT
+    }
+    /// [`is_quiet_success`](Self::is_quiet_success) as one compare, `observed` ORed into the
+    /// difference: the smaller code on 32-bit microcontrollers, where each report site inlines it (56 B
+    /// less flash in the every-operation firmware, 20 / 16 B in the typical one, thumbv6m /
+    /// thumbv7m).
+    #[inline(always)]
+    pub(crate) const fn is_quiet_success_folded(self, gen: u16, observed: u32) -> bool {
+        ((self.0 & QUIET_SUCCESS_MASK) ^ ((gen as u64) << GEN_SHIFT)) | observed as u64 == 0
     }
     /// Closed, no failure on record, generation `gen`, in one masked compare: a success of
     /// generation `gen` that writes nothing (its event aside).
