@@ -243,7 +243,7 @@ impl Word {
     }
     /// [`is_quiet_success`](Self::is_quiet_success) as one compare, `observed` ORed into the
     /// difference: the smaller code on 32-bit microcontrollers, where each report site inlines it (56 B
-    /// less flash in the every-operation firmware, 20 / 16 B in the typical one, thumbv6m /
+    /// less flash in the every-operation firmware, 20 / 12 B in the typical one, thumbv6m /
     /// thumbv7m).
     #[inline(always)]
     pub(crate) const fn is_quiet_success_folded(self, gen: u16, observed: u32) -> bool {
