@@ -12,14 +12,15 @@
 //! ```
 //!
 //! The paths: `closed` (`allow()` + `success()`, default listener capacity 4, no listener),
-//! `closed-no-table` (capacity 0), `per-call-listener` (one listener fed every event), `call`
-//! (`call(|| Ok(..))`) and `call-fail10` (`call`, one failure in ten, `fail_max` 5: never trips).
+//! `closed-no-table` (capacity 0), `state-listener` (one listener subscribed to state changes
+//! only), `per-call-listener` (one listener fed every event), `call` (`call(|| Ok(..))`, as the
+//! bench runs it) and `call-fail10` (`call`, one failure in ten, `fail_max` 5: never trips).
 //! Each run prints the time per iteration too, for a rough look outside valgrind.
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use atomic_breaker::{CircuitBreaker, Config, Event, ManualClock};
+use atomic_breaker::{CircuitBreaker, Config, Event, Interest, ManualClock};
 
 fn noop_listener(e: &Event) {
     black_box(e);
@@ -40,7 +41,7 @@ fn allow_success<const L: usize>(b: &CircuitBreaker<ManualClock, L>, n: u64) {
 }
 
 #[inline(never)]
-fn call(b: &CircuitBreaker<ManualClock>, n: u64, fail_every: u64) {
+fn call_failing(b: &CircuitBreaker<ManualClock>, n: u64, fail_every: u64) {
     for i in 0..n {
         let _ = black_box(black_box(b).call(|| {
             if fail_every != 0 && i % fail_every == 0 {
@@ -49,6 +50,14 @@ fn call(b: &CircuitBreaker<ManualClock>, n: u64, fail_every: u64) {
                 Ok(black_box(1u32))
             }
         }));
+    }
+}
+
+/// `call(|| Ok(..))` exactly as `benches/breaker.rs` runs it.
+#[inline(never)]
+fn call_ok(b: &CircuitBreaker<ManualClock>, n: u64) {
+    for _ in 0..n {
+        let _ = black_box(black_box(b).call(|| Ok::<_, ()>(black_box(1u32))));
     }
 }
 
@@ -71,16 +80,22 @@ fn main() {
     match path.as_str() {
         "closed" => allow_success(&breaker::<4>(Config::new()), n),
         "closed-no-table" => allow_success(&breaker::<0>(Config::new()), n),
+        "state-listener" => {
+            let b = breaker::<4>(Config::new());
+            b.add_listener_for(Interest::STATE_CHANGES, noop_listener)
+                .expect("one listener fits");
+            allow_success(&b, n);
+        }
         "per-call-listener" => {
             let b = breaker::<4>(Config::new());
             b.add_listener(noop_listener).expect("one listener fits");
             allow_success(&b, n);
         }
-        "call" => call(&breaker::<4>(Config::new()), n, 0),
-        "call-fail10" => call(&breaker::<4>(Config::new().fail_max(5)), n, 10),
+        "call" => call_ok(&breaker::<4>(Config::new()), n),
+        "call-fail10" => call_failing(&breaker::<4>(Config::new().fail_max(5)), n, 10),
         other => {
             eprintln!(
-                "unknown path {other:?}: closed, closed-no-table, per-call-listener, call, call-fail10"
+                "unknown path {other:?}: closed, closed-no-table, state-listener, per-call-listener, call, call-fail10"
             );
             std::process::exit(2);
         }
