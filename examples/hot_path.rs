@@ -14,7 +14,8 @@
 //! The paths: `closed` (`allow()` + `success()`, default listener capacity 4, no listener),
 //! `closed-no-table` (capacity 0), `state-listener` (one listener subscribed to state changes
 //! only), `per-call-listener` (one listener fed every event), `call` (`call(|| Ok(..))`, as the
-//! bench runs it) and `call-fail10` (`call`, one failure in ten, `fail_max` 5: never trips).
+//! bench runs it: the whole `Result` `black_box`ed), `call-match` (the same, its result matched
+//! as a caller would) and `call-fail10` (`call`, one failure in ten, `fail_max` 5: never trips).
 //! Each run prints the time per iteration too, for a rough look outside valgrind.
 
 use std::hint::black_box;
@@ -61,6 +62,21 @@ fn call_ok(b: &CircuitBreaker<ManualClock>, n: u64) {
     }
 }
 
+/// `call(|| Ok(..))` whose result is matched, as a caller would, instead of `black_box`ed whole.
+#[inline(never)]
+fn call_match(b: &CircuitBreaker<ManualClock>, n: u64) {
+    for _ in 0..n {
+        match black_box(b).call(|| Ok::<_, ()>(black_box(1u32))) {
+            Ok(v) => {
+                black_box(v);
+            }
+            Err(e) => {
+                black_box(e.is_rejected());
+            }
+        }
+    }
+}
+
 fn breaker<const L: usize>(config: Config) -> CircuitBreaker<ManualClock, L> {
     CircuitBreaker::new("hot", config, ManualClock::new())
 }
@@ -92,10 +108,11 @@ fn main() {
             allow_success(&b, n);
         }
         "call" => call_ok(&breaker::<4>(Config::new()), n),
+        "call-match" => call_match(&breaker::<4>(Config::new()), n),
         "call-fail10" => call_failing(&breaker::<4>(Config::new().fail_max(5)), n, 10),
         other => {
             eprintln!(
-                "unknown path {other:?}: closed, closed-no-table, state-listener, per-call-listener, call, call-fail10"
+                "unknown path {other:?}: closed, closed-no-table, state-listener, per-call-listener, call, call-match, call-fail10"
             );
             std::process::exit(2);
         }
