@@ -13,9 +13,9 @@
 //!
 //! The paths: `closed` (`allow()` + `success()`, default listener capacity 4, no listener),
 //! `closed-no-table` (capacity 0), `state-listener` (one listener subscribed to state changes
-//! only), `per-call-listener` (one listener fed every event), `call` (`call(|| Ok(..))`, as the
-//! bench runs it: the whole `Result` `black_box`ed), `call-match` (the same, its result matched
-//! as a caller would) and `call-fail10` (`call`, one failure in ten, `fail_max` 5: never trips).
+//! only), `per-call-listener` (one listener fed every event), `two-per-call-listeners`, `call`
+//! (`call(|| Ok(..))`, as the bench runs it: the whole `Result` `black_box`ed), `call-match`
+//! (the same, its result matched as a caller would) and `call-fail10` (`call`, one failure in ten, `fail_max` 5: never trips).
 //! Each run prints the time per iteration too, for a rough look outside valgrind.
 
 use std::hint::black_box;
@@ -102,6 +102,12 @@ fn main() {
                 .expect("one listener fits");
             allow_success(&b, n);
         }
+        "two-per-call-listeners" => {
+            let b = breaker::<4>(Config::new());
+            b.add_listener(noop_listener).expect("two listeners fit");
+            b.add_listener(noop_listener).expect("two listeners fit");
+            allow_success(&b, n);
+        }
         "per-call-listener" => {
             let b = breaker::<4>(Config::new());
             b.add_listener(noop_listener).expect("one listener fits");
@@ -112,7 +118,7 @@ fn main() {
         "call-fail10" => call_failing(&breaker::<4>(Config::new().fail_max(5)), n, 10),
         other => {
             eprintln!(
-                "unknown path {other:?}: closed, closed-no-table, state-listener, per-call-listener, call, call-match, call-fail10"
+                "unknown path {other:?}: closed, closed-no-table, state-listener, per-call-listener, two-per-call-listeners, call, call-match, call-fail10"
             );
             std::process::exit(2);
         }

@@ -224,9 +224,10 @@ impl Word {
     }
     /// Closed, no failure on record, generation `gen`, no per-call listener, and no listener
     /// waiting for this call's outcome (`observed`, what its `BeforeCall` dispatch returned, is
-    /// 0), in one masked compare with `observed` folded in: a success of generation `gen`
-    /// that writes and dispatches nothing. (`observed` matters even when the per-call bit is
-    /// clear: a listener may get a `BeforeCall` and the bit be cleared before the report.)
+    /// 0): a success of generation `gen` that writes and dispatches nothing. One masked compare
+    /// of the word, plus a test of `observed` (a register), branching or folded into the
+    /// compare per target, below. (`observed` matters even when the per-call bit is clear: a
+    /// listener may get a `BeforeCall` and the bit be cleared before the report.)
     #[inline(always)]
     pub(crate) const fn is_quiet_success(self, gen: u16, observed: u32) -> bool {
         if cfg!(target_has_atomic = "64") {
@@ -242,9 +243,9 @@ impl Word {
         observed == 0 && self.0 & QUIET_SUCCESS_MASK == (gen as u64) << GEN_SHIFT
     }
     /// [`is_quiet_success`](Self::is_quiet_success) as one compare, `observed` ORed into the
-    /// difference: the smaller code on 32-bit microcontrollers, where each report site inlines it (56 B
-    /// less flash in the every-operation firmware, 20 / 12 B in the typical one, thumbv6m /
-    /// thumbv7m).
+    /// difference: the smaller code on 32-bit microcontrollers, where each report site inlines
+    /// it (56 B less flash in the every-operation firmware, 20 / 12 B in the typical one,
+    /// thumbv6m / thumbv7m).
     #[inline(always)]
     pub(crate) const fn is_quiet_success_folded(self, gen: u16, observed: u32) -> bool {
         ((self.0 & QUIET_SUCCESS_MASK) ^ ((gen as u64) << GEN_SHIFT)) | observed as u64 == 0
