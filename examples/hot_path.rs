@@ -15,13 +15,16 @@
 //! `closed-no-table` (capacity 0), `state-listener` (one listener subscribed to state changes
 //! only), `per-call-listener` (one listener fed every event), `two-per-call-listeners`, `call`
 //! (`call(|| Ok(..))`, as the bench runs it: the whole `Result` `black_box`ed), `call-match`
-//! (the same, its result matched as a caller would) and `call-fail10` (`call`, one failure in ten, `fail_max` 5: never trips).
+//! (the same, its result matched as a caller would), `call-fail10` (`call`, one failure in ten,
+//! `fail_max` 5: never trips), `open-reject` (`allow()` on an Open breaker whose period runs),
+//! `rate-call` and `rate-fail10` (`call` in failure-rate mode, window 47, minimum 10, 50%;
+//! healthy, and one failure in ten).
 //! Each run prints the time per iteration too, for a rough look outside valgrind.
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use atomic_breaker::{CircuitBreaker, Config, Event, Interest, ManualClock};
+use atomic_breaker::{CircuitBreaker, Config, Event, FailureRate, Interest, ManualClock};
 
 fn noop_listener(e: &Event) {
     black_box(e);
@@ -81,6 +84,12 @@ fn breaker<const L: usize>(config: Config) -> CircuitBreaker<ManualClock, L> {
     CircuitBreaker::new("hot", config, ManualClock::new())
 }
 
+/// Failure-rate mode: window 47, minimum 10, 50%.
+fn rate_breaker() -> CircuitBreaker<ManualClock> {
+    let rate = FailureRate::new(50, 47).minimum_calls(10);
+    breaker::<4>(Config::new().failure_rate(rate))
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let path = args.next().unwrap_or_else(|| "closed".into());
@@ -116,9 +125,16 @@ fn main() {
         "call" => call_ok(&breaker::<4>(Config::new()), n),
         "call-match" => call_match(&breaker::<4>(Config::new()), n),
         "call-fail10" => call_failing(&breaker::<4>(Config::new().fail_max(5)), n, 10),
+        "open-reject" => {
+            let b = breaker::<4>(Config::new());
+            b.open();
+            allow_success(&b, n);
+        }
+        "rate-call" => call_failing(&rate_breaker(), n, 0),
+        "rate-fail10" => call_failing(&rate_breaker(), n, 10),
         other => {
             eprintln!(
-                "unknown path {other:?}: closed, closed-no-table, state-listener, per-call-listener, two-per-call-listeners, call, call-match, call-fail10"
+                "unknown path {other:?}: closed, closed-no-table, state-listener, per-call-listener, two-per-call-listeners, call, call-match, call-fail10, open-reject, rate-call, rate-fail10"
             );
             std::process::exit(2);
         }
