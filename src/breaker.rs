@@ -30,7 +30,7 @@ use crate::rate::{self, RateParams, Verdict, WindowCell};
 use crate::snapshot::Snapshot;
 use crate::state::{Outcome, State};
 use crate::sync::{loom_const_fn, AtomicU32, AtomicU64, Ordering};
-use crate::word::Word;
+use crate::word::{self, Word};
 
 /// A lock-free circuit breaker whose whole state is one `AtomicU64`.
 ///
@@ -59,6 +59,11 @@ pub struct CircuitBreaker<C, const L: usize = 4> {
     word: AtomicU64,
     /// Monitoring only: `1 + ms` of the latest move into Open, 0 before any.
     opened_at: AtomicU64,
+    /// `ARMED_AT` (see `word.rs`, "Time"): the largest clock reading from which a deadline was
+    /// set, raised before the CAS that installs it. Read only to confirm a deadline that reads
+    /// as pending, so that a breaker left alone for days still reads a passed deadline as
+    /// passed.
+    armed_at: AtomicU64,
     fail_max: AtomicU32,
     success_threshold: AtomicU32,
     /// At most `MAX_PERIOD` (24 h, < 2^27 ms), so 32 bits: a 64-bit atomic load is a critical
@@ -168,6 +173,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
                 // Rate mode keeps the `CALL_EVENTS` bit set: every call takes the slow paths.
                 word: AtomicU64::new(Word::INITIAL.with_call_events(rate.is_some()).0),
                 opened_at: AtomicU64::new(0),
+                armed_at: AtomicU64::new(0),
                 fail_max: AtomicU32::new(config.fail_max),
                 success_threshold: AtomicU32::new(config.success_threshold),
                 reset_timeout_ms: AtomicU32::new(duration_ms(config.reset_timeout) as u32),
@@ -272,7 +278,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         let (state, retry_after_ms) = 'rejected: {
             if w.state() == State::Open {
                 let now = self.clock.now_ms();
-                if let Some(ms) = open_rejects(w, now) {
+                if let Some(ms) = open_rejects(w, now, |now| self.armed_long_ago(now)) {
                     break 'rejected (State::Open, Some(ms));
                 }
             }
@@ -962,10 +968,30 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     fn retry_after_for(&self, w: Word) -> Option<Duration> {
         if w.state() == State::Open {
             let now = self.clock.now_ms();
-            Some(config::ms_to_duration(w.until_remaining(now)))
+            let left = w
+                .deadline_left(now, |now| self.armed_long_ago(now))
+                .unwrap_or(0);
+            Some(config::ms_to_duration(left))
         } else {
             None
         }
+    }
+
+    /// [`word::armed_long_ago`] with `ARMED_AT`, loaded `Relaxed` (it is raised before the CAS
+    /// that installs a deadline, so a reader whose `Acquire` load saw that word sees at least
+    /// that value). Out of line where 64-bit atomics are emulated: one copy of the emulated load
+    /// and the 64-bit compare (flash).
+    #[cfg_attr(not(target_has_atomic = "64"), inline(never))]
+    fn armed_long_ago(&self, now: u64) -> bool {
+        word::armed_long_ago(now, self.armed_at.load(Ordering::Relaxed))
+    }
+
+    /// Raises `ARMED_AT` to `now`, before the CAS that will install a deadline set from it, so
+    /// that whoever sees the new word sees it too (see `word.rs`, "Time"); `Relaxed`: the CAS
+    /// releases it. Out of line where 64-bit atomics are emulated, as [`armed_at`](Self::armed_at).
+    #[cfg_attr(not(target_has_atomic = "64"), inline(never))]
+    fn raise_armed_at(&self, now: u64) {
+        self.armed_at.fetch_max(now, Ordering::Relaxed);
     }
 
     /// The one CAS helper. Runs the pure transition until its word is installed or it asks for
@@ -1196,6 +1222,16 @@ impl<C: Clock, const L: usize> Env for BreakerEnv<'_, C, L> {
         let t = self.b.clock.now_ms();
         self.now.set(Some(t));
         t
+    }
+
+    fn now_for_deadline(&self) -> u64 {
+        let t = self.now();
+        self.b.raise_armed_at(t);
+        t
+    }
+
+    fn armed_long_ago(&self, now: u64) -> bool {
+        self.b.armed_long_ago(now)
     }
 
     // Always inlined: out of line (as thumbv6m left it) it costs a call and a copy of the whole

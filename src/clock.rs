@@ -16,7 +16,8 @@ pub use with_std::{InstantClock, StdClock};
 /// # Contract
 /// - **Unit**: milliseconds since an epoch of the clock's choosing (boot, first use, zero).
 /// - **Monotonic**: a reading is never smaller than an earlier reading. Any value is fine, up to
-///   and including `u64::MAX`: deadlines are kept modulo 2^29 ms and set and compared with
+///   and including `u64::MAX`: deadlines are kept modulo 2^29 ms (checked against a full-width
+///   reading for long idle times) and set and compared with
 ///   wrapping arithmetic, so a clock that saturates at `u64::MAX` (as [`ManualClock`] and
 ///   `StdClock` do) simply stops time there.
 /// - **Never fails**: a clock that can fail must decide what to return (for example the last

@@ -490,6 +490,13 @@ impl Env for ModelEnv {
     fn now(&self) -> u64 {
         self.now
     }
+    fn now_for_deadline(&self) -> u64 {
+        self.now
+    }
+    /// The model's clock never moves past a deadline's 29-bit window: every word is fresh.
+    fn armed_long_ago(&self, _: u64) -> bool {
+        false
+    }
     fn params(&self) -> Params {
         self.p
     }

@@ -2,8 +2,11 @@
 //!
 //! No atomics here. [`transition`] is called from the CAS loop in `breaker.rs`, possibly several
 //! times for one operation, so it has no side effects: it only reads the clock and the
-//! configuration through [`Env`], lazily, when the branch it takes needs them. The closed path
-//! (`Acquire` in Closed, `Report(Success)` with a zero count) needs neither and writes nothing.
+//! configuration through [`Env`], lazily, when the branch it takes needs them. The one
+//! exception is [`Env::now_for_deadline`], the reading a branch sets a deadline from, which also
+//! raises the breaker's `ARMED_AT` (monotonic and idempotent, so a retried or abandoned step
+//! leaves nothing wrong; see `word.rs`, "Time"). The closed path (`Acquire` in Closed,
+//! `Report(Success)` with a zero count) needs none of them and writes nothing.
 
 use crate::state::{Outcome, State};
 use crate::word::{Word, MAX_LEVEL, MAX_PERIOD_MS};
@@ -27,6 +30,17 @@ pub(crate) struct Params {
 pub(crate) trait Env {
     /// Milliseconds on the breaker's clock.
     fn now(&self) -> u64;
+    /// [`now`](Self::now), for a deadline about to be set from it: also raises the breaker's
+    /// `ARMED_AT` to it (see `word.rs`, "Time"). Every branch that writes a deadline takes its
+    /// reading here, and only those do, so the others (the closed path's reports above all)
+    /// pay nothing for it. The machine's one side effect: monotonic and idempotent, and taken
+    /// before the CAS, so a step that is retried or abandoned leaves nothing wrong (a reading
+    /// at most as late as the operation's).
+    fn now_for_deadline(&self) -> u64;
+    /// Whether the breaker's `ARMED_AT` (the largest clock reading any of its deadlines was
+    /// set from) is at least 24 h behind `now` ([`armed_long_ago`]): then every deadline has
+    /// passed, whatever the 29-bit field reads ([`Word::deadline_left`]).
+    fn armed_long_ago(&self, now: u64) -> bool;
     /// The current configuration.
     fn params(&self) -> Params;
     /// The open period of a trip: [`open_period`]. The breaker overrides it with the function
@@ -139,7 +153,7 @@ pub(crate) fn transition(w: Word, op: Op, env: &impl Env) -> Step {
             go(open_word(w, 0, level, env), Effect::Changed)
         }
         Op::TripFor { ms } => {
-            let now = env.now();
+            let now = env.now_for_deadline();
             let level = if w.state() == State::Closed {
                 0
             } else {
@@ -196,12 +210,13 @@ pub(crate) fn closed_success_is_noop(w: Word, gen: u16) -> bool {
 
 /// The rejection of [`Op::Acquire`] by an Open breaker whose period is still running at `now`,
 /// without the machine: `Some(ms until the deadline)`, what `transition` decides (a rejection
-/// writing nothing). The breaker's `allow` checks it before calling [`transition`];
-/// `fast_paths_agree_with_transition` pins the two together.
+/// writing nothing), with `long_ago` being [`Env::armed_long_ago`]. The breaker's `allow`
+/// checks it before calling [`transition`]; `fast_paths_agree_with_transition` pins the two
+/// together.
 #[inline]
-pub(crate) fn open_rejects(w: Word, now: u64) -> Option<u64> {
-    if w.state() == State::Open && !w.until_passed(now) {
-        Some(w.until_remaining(now))
+pub(crate) fn open_rejects(w: Word, now: u64, long_ago: impl FnOnce(u64) -> bool) -> Option<u64> {
+    if w.state() == State::Open {
+        w.deadline_left(now, long_ago)
     } else {
         None
     }
@@ -219,13 +234,14 @@ fn acquire(w: Word, env: &impl Env) -> Step {
         }),
         State::Open => {
             let now = env.now();
-            if let Some(ms) = open_rejects(w, now) {
+            if let Some(ms) = open_rejects(w, now, |now| env.armed_long_ago(now)) {
                 return stay(Effect::Rejected {
                     retry_after_ms: Some(ms),
                 });
             }
             // The open period is over: this caller wins the move to HalfOpen (if its CAS does)
             // and takes the first trial slot.
+            let now = env.now_for_deadline();
             let p = env.params();
             let next = reset(w, State::HalfOpen)
                 .with_level(w.level())
@@ -241,37 +257,29 @@ fn acquire(w: Word, env: &impl Env) -> Step {
         }
         State::HalfOpen => {
             let p = env.params();
-            let now = env.now();
-            if w.in_flight() < p.half_open_max_calls {
-                let next = w
-                    .with_in_flight(w.in_flight() + 1)
-                    .with_until(now.wrapping_add(p.lease_ms));
-                return go(
-                    next,
-                    Effect::Admitted {
-                        gen: w.generation(),
-                        trial: true,
-                    },
-                );
-            }
-            if w.until_passed(now) {
+            let claimed = if w.in_flight() < p.half_open_max_calls {
+                // A free slot: claim it.
+                w.with_in_flight(w.in_flight() + 1)
+            } else {
+                let now = env.now();
+                if let Some(left) = w.deadline_left(now, |now| env.armed_long_ago(now)) {
+                    return stay(Effect::Rejected {
+                        retry_after_ms: Some(left),
+                    });
+                }
                 // Every slot is claimed and even the newest claim is older than the lease:
                 // re-arm. Earlier trials' reports belong to the old generation and are dropped.
-                let next = w
-                    .next_generation()
-                    .with_in_flight(1)
-                    .with_until(now.wrapping_add(p.lease_ms));
-                return go(
-                    next,
-                    Effect::Admitted {
-                        gen: next.generation(),
-                        trial: true,
-                    },
-                );
-            }
-            stay(Effect::Rejected {
-                retry_after_ms: Some(w.until_remaining(now)),
-            })
+                w.next_generation().with_in_flight(1)
+            };
+            // Either way the lease (the newest claim's) starts now.
+            let next = claimed.with_until(env.now_for_deadline().wrapping_add(p.lease_ms));
+            go(
+                next,
+                Effect::Admitted {
+                    gen: next.generation(),
+                    trial: true,
+                },
+            )
         }
     }
 }
@@ -353,7 +361,8 @@ fn manual(w: Word, to: State, env: &impl Env) -> Step {
     let next = reset(w, to);
     // A manual half-open starts with no trial in flight; its lease starts now.
     let next = if to == State::HalfOpen {
-        next.with_level(w.level()).with_until(env.now())
+        next.with_level(w.level())
+            .with_until(env.now_for_deadline())
     } else {
         next
     };
@@ -370,7 +379,7 @@ fn reset(w: Word, to: State) -> Word {
 
 /// `w` moved to Open with `count` failures on record and backoff exponent `level`.
 pub(crate) fn open_word(w: Word, count: u32, level: u32, env: &impl Env) -> Word {
-    let now = env.now();
+    let now = env.now_for_deadline();
     let p = env.params();
     let next = reset(w, State::Open).with_count(count).with_level(level);
     let period = env.open_period(&p, level, now, next.generation());
@@ -425,16 +434,24 @@ const fn scale(period: u32, frac: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::word::GENERATIONS;
+    use crate::word::{armed_long_ago, GENERATIONS};
 
     struct TestEnv {
         now: u64,
         p: Params,
+        /// `ARMED_AT`; `None`: the clock reading itself (the word was just written).
+        armed: Option<u64>,
     }
 
     impl Env for TestEnv {
         fn now(&self) -> u64 {
             self.now
+        }
+        fn now_for_deadline(&self) -> u64 {
+            self.now
+        }
+        fn armed_long_ago(&self, now: u64) -> bool {
+            armed_long_ago(now, self.armed.unwrap_or(self.now))
         }
         fn params(&self) -> Params {
             self.p
@@ -455,7 +472,11 @@ mod tests {
     }
 
     fn env(now: u64) -> TestEnv {
-        TestEnv { now, p: params() }
+        TestEnv {
+            now,
+            p: params(),
+            armed: None,
+        }
     }
 
     /// Applies `op`, asserting nothing; returns the next word (or the same) and the effect.
@@ -491,6 +512,12 @@ mod tests {
         fn now(&self) -> u64 {
             panic!("closed path read the clock")
         }
+        fn now_for_deadline(&self) -> u64 {
+            panic!("closed path set a deadline")
+        }
+        fn armed_long_ago(&self, _: u64) -> bool {
+            panic!("closed path read ARMED_AT")
+        }
         fn params(&self) -> Params {
             panic!("closed path read the configuration")
         }
@@ -517,6 +544,104 @@ mod tests {
             &Untouchable,
         );
         assert_eq!(s.next, None);
+    }
+
+    /// An environment that records the readings taken for a deadline.
+    struct Recording {
+        inner: TestEnv,
+        armed: core::cell::Cell<Option<u64>>,
+    }
+    impl Env for Recording {
+        fn now(&self) -> u64 {
+            self.inner.now()
+        }
+        fn now_for_deadline(&self) -> u64 {
+            self.armed.set(Some(self.inner.now()));
+            self.inner.now()
+        }
+        fn armed_long_ago(&self, now: u64) -> bool {
+            self.inner.armed_long_ago(now)
+        }
+        fn params(&self) -> Params {
+            self.inner.params()
+        }
+    }
+
+    /// Every step that writes a new deadline into Open or HalfOpen took its reading through
+    /// `now_for_deadline` (or `ARMED_AT` would miss it, and the word, left alone for days, could
+    /// read wrong), and a step that writes none does not raise `ARMED_AT` (rejections stay
+    /// read-only).
+    #[test]
+    fn every_step_that_sets_a_deadline_raises_armed_at() {
+        let mut armed = 0;
+        for state in [
+            State::Closed,
+            State::Open,
+            State::HalfOpen,
+            State::ForcedOpen,
+            State::Disabled,
+        ] {
+            for count in [0, 1, 2, 127] {
+                for in_flight in [0, 1, 2] {
+                    for until in [0u64, 1_000, 5_000] {
+                        let w = Word::INITIAL
+                            .with_state(state)
+                            .with_count(count)
+                            .with_in_flight(in_flight)
+                            .with_generation(7)
+                            .with_until(until);
+                        let g = w.generation();
+                        for op in [
+                            Op::Acquire,
+                            Op::Report {
+                                gen: g,
+                                outcome: Outcome::Success,
+                            },
+                            Op::Report {
+                                gen: g,
+                                outcome: Outcome::Failure,
+                            },
+                            Op::Report {
+                                gen: g,
+                                outcome: Outcome::Ignored,
+                            },
+                            Op::Report {
+                                gen: g.wrapping_add(1),
+                                outcome: Outcome::Failure,
+                            },
+                            Op::Release { gen: g },
+                            Op::Open,
+                            Op::Close,
+                            Op::HalfOpen,
+                            Op::TripFor { ms: 10 },
+                            Op::ForceOpen,
+                            Op::Disable,
+                        ] {
+                            let e = Recording {
+                                inner: env(1_000),
+                                armed: core::cell::Cell::new(None),
+                            };
+                            let step = transition(w, op, &e);
+                            let n = step.next.unwrap_or(w);
+                            let timed = matches!(n.state(), State::Open | State::HalfOpen);
+                            let new_deadline = step.next.is_some()
+                                && timed
+                                && (n.until() != w.until()
+                                    || n.state() != w.state()
+                                    || n.generation() != w.generation());
+                            if new_deadline {
+                                assert_eq!(e.armed.get(), Some(1_000), "{w:?} {op:?} -> {n:?}");
+                            }
+                            if e.armed.get().is_some() {
+                                armed += 1;
+                                assert!(timed && step.next.is_some(), "{w:?} {op:?}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(armed > 100, "{armed}");
     }
 
     #[test]
@@ -617,7 +742,7 @@ mod tests {
                                 );
                             }
                             // Open rejection.
-                            match open_rejects(w, 1_000) {
+                            match open_rejects(w, 1_000, |now| e.armed_long_ago(now)) {
                                 Some(ms) => {
                                     checked[1] += 1;
                                     assert_eq!(

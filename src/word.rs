@@ -42,14 +42,24 @@
 //!   that outlives 32,768 open periods or leases (with `reset_timeout(0)` and manual calls the
 //!   change count is the only bound).
 //! - Time: `UNTIL` keeps milliseconds modulo 2^29 (about 6.2 days). Every deadline is set at
-//!   most [`MAX_PERIOD_MS`] (24 h) ahead of the clock, with wrapping arithmetic (exact modulo
-//!   2^29, so a clock at or near `u64::MAX` is no special case). A deadline reads as *pending*
-//!   exactly when `(until - now) mod 2^29` is between 1 and [`MAX_PERIOD_MS`], and as passed
-//!   otherwise (so it is passed at `now == until`). This is exact whenever the word is looked at
-//!   less than 2^29 - 24 h ms (about 5.2 days) after its deadline. A breaker left in Open (or in
-//!   HalfOpen with every slot claimed) with no call at all for longer than that may read as
-//!   pending again, for at most 24 h, during the last 24 h of each 2^29 ms cycle after its
-//!   deadline; `retry_after` never exceeds [`MAX_PERIOD_MS`]. Resolution: 1 ms.
+//!   most [`MAX_PERIOD_MS`] (24 h) ahead of the clock reading it is set from, with wrapping
+//!   arithmetic (exact modulo 2^29, so a clock at or near `u64::MAX` is no special case). On
+//!   its own, the field reads as *pending* when `(until - now) mod 2^29` is between 1 and
+//!   [`MAX_PERIOD_MS`], and as passed otherwise (so it is passed at `now == until`); that alone
+//!   is exact only while the word is looked at less than 2^29 - 24 h ms (about 5.2 days) after
+//!   its deadline: past that, once per 2^29 ms cycle, a passed deadline would read as pending
+//!   again for up to 24 h. So the breaker keeps a second, full-width atomic beside the word,
+//!   `ARMED_AT`: the largest clock reading from which any of its deadlines was set, raised
+//!   (`fetch_max`) by every operation that writes a deadline, *before* its CAS. A reader that
+//!   finds a deadline reading as pending loads it (only then: the closed path never does) and
+//!   takes the deadline as passed when `now - ARMED_AT >= 24 h` ([`Word::deadline_left`]).
+//!   **Guarantee**: a pending deadline always reads as pending with its exact time left (the
+//!   reading it was set from is at most `ARMED_AT`, so it cannot look 24 h old while pending),
+//!   and a passed deadline reads as passed for any idle time up to the clock's whole range,
+//!   unless some thread stalled for more than 2^29 - 48 h ms (about 4.2 days) between loading
+//!   the state word and reading the clock inside one operation whose CAS then failed (its stale
+//!   `fetch_max` is the only way `ARMED_AT` can run ahead of the current word's writer).
+//!   `retry_after` never exceeds [`MAX_PERIOD_MS`]. Resolution: 1 ms.
 //!
 //! # The `CALL_EVENTS` bit
 //! Bit 63 is set while at least one registered listener subscribed to per-call events
@@ -316,6 +326,30 @@ impl Word {
             self.until_ahead(now) as u64
         }
     }
+
+    /// The stored deadline read exactly, for any idle time: `Some(ms left)` while it is
+    /// pending at `now`, `None` once it has passed. `long_ago` is [`armed_long_ago`] with the
+    /// breaker's `ARMED_AT` (see the module docs, "Time"), asked only when the 29-bit reading
+    /// says pending: it overrules that reading when every deadline the word can hold has passed.
+    #[inline(always)]
+    pub(crate) fn deadline_left(self, now: u64, long_ago: impl FnOnce(u64) -> bool) -> Option<u64> {
+        if self.until_passed(now) || long_ago(now) {
+            None
+        } else {
+            Some(self.until_ahead(now) as u64)
+        }
+    }
+}
+
+/// Whether every deadline the word can hold has passed at `now`, given `armed_at`, the largest
+/// clock reading from which any deadline of this breaker was set (`ARMED_AT`, raised before the
+/// CAS that installs the deadline): a deadline is at most [`MAX_PERIOD_MS`] after the reading
+/// it was set from, and that reading is at most `armed_at`. A reader whose `now` is behind
+/// `armed_at` (it read the clock before a writer did) gets `false`: the word is then fresh and
+/// its 29-bit reading exact.
+#[inline]
+pub(crate) const fn armed_long_ago(now: u64, armed_at: u64) -> bool {
+    now.saturating_sub(armed_at) >= MAX_PERIOD_MS
 }
 
 /// The machine's fields only: the `CALL_EVENTS` bit is not machine state (the loom checks
@@ -430,6 +464,56 @@ mod tests {
         for now in [0, 5, 999, 1 << 40, u64::MAX - 3, u64::MAX] {
             assert!(w.until_remaining(now) <= MAX_PERIOD_MS, "{now}");
         }
+    }
+
+    #[test]
+    fn armed_at_corrects_the_29_bit_reading_for_any_idle_time() {
+        // Set at 1_000 for 60 s: the writer's reading, 1_000, is ARMED_AT.
+        let (set, period) = (1_000u64, 60_000u64);
+        let w = Word::INITIAL.with_until(set + period);
+        let deadline = set + period;
+        for k in 1..=3u64 {
+            let alias = deadline + k * TIME_MODULUS - 1;
+            assert!(!w.until_passed(alias), "the field alone reads pending");
+            assert_eq!(
+                w.deadline_left(alias, |now| armed_long_ago(now, set)),
+                None,
+                "cycle {k}"
+            );
+        }
+        assert_eq!(
+            w.deadline_left(u64::MAX, |now| armed_long_ago(now, set)),
+            None
+        );
+        // Pending: exact.
+        assert_eq!(
+            w.deadline_left(set, |now| armed_long_ago(now, set)),
+            Some(period)
+        );
+        assert_eq!(
+            w.deadline_left(deadline - 1, |now| armed_long_ago(now, set)),
+            Some(1)
+        );
+        assert_eq!(
+            w.deadline_left(deadline, |now| armed_long_ago(now, set)),
+            None
+        );
+        // A reader whose clock reading is older than ARMED_AT (a writer read later) trusts the
+        // field: the word is fresh.
+        assert_eq!(
+            w.deadline_left(set, |now| armed_long_ago(now, set + 5)),
+            Some(period)
+        );
+        // The boundary: ARMED_AT exactly MAX_PERIOD_MS behind is old enough, one less is not.
+        assert!(armed_long_ago(MAX_PERIOD_MS + 7, 7));
+        assert!(!armed_long_ago(MAX_PERIOD_MS + 6, 7));
+        assert!(!armed_long_ago(0, u64::MAX));
+        // The longest period, read at its last pending millisecond, is still pending.
+        let w = Word::INITIAL.with_until(set + MAX_PERIOD_MS);
+        assert_eq!(
+            w.deadline_left(set + MAX_PERIOD_MS - 1, |now| armed_long_ago(now, set)),
+            Some(1)
+        );
     }
 
     #[test]

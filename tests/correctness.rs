@@ -229,27 +229,105 @@ fn retry_after_never_exceeds_the_maximum_period() {
     }
 }
 
-/// The exact limit: an Open breaker left without any call reads correctly for 2^29 ms - 24 h
-/// (about 5.2 days) after its deadline; after that, once per 2^29 ms cycle, it can read as Open
-/// for at most 24 h.
-#[test]
-fn an_untouched_open_breaker_reads_as_documented() {
+/// Idle times at which the 29-bit deadline alone reads wrong (the last 24 h of each 2^29 ms
+/// cycle after the deadline), and their neighbours, for cycles 1 to 3 and far beyond.
+fn idle_times_around_the_2_29_cycles(deadline: u64) -> Vec<u64> {
     const CYCLE: u64 = 1 << 29;
     let max = MAX_PERIOD.as_millis() as u64;
-    let clock = ManualClock::new();
-    let b: Breaker<'_> = CircuitBreaker::new(
-        "untouched",
-        Config::new().fail_max(1).reset_timeout(ms(1_000)),
-        &clock,
-    );
-    let _ = b.call(|| Err::<(), _>("down")); // deadline at 1_000
-    clock.set(1_000 + CYCLE - max - 1);
-    assert_eq!(b.retry_after(), Some(Duration::ZERO));
-    clock.advance(ms(1));
-    assert_eq!(b.retry_after(), Some(MAX_PERIOD));
-    clock.set(1_000 + CYCLE);
-    assert_eq!(b.retry_after(), Some(Duration::ZERO));
-    assert!(b.allow().unwrap().is_trial());
+    let mut at = Vec::new();
+    for k in 1..=3u64 {
+        let wrap = deadline + k * CYCLE;
+        at.extend([
+            wrap - max - 1,
+            wrap - max,
+            wrap - max + 1,
+            wrap - 1_000,
+            wrap - 1,
+            wrap,
+        ]);
+    }
+    at.extend([deadline + (1 << 33) - 1, deadline + (1 << 40) - 1, u64::MAX]);
+    at
+}
+
+/// Issue 20, 2: an Open breaker left without any call reads its passed deadline as passed for
+/// any idle time (it used to read as Open again, for up to 24 h, in the last 24 h of each 2^29
+/// ms cycle after its deadline, from about 5.2 days on), and admits a trial then.
+#[test]
+fn an_untouched_open_breaker_reads_its_deadline_right_for_any_idle_time() {
+    for at in idle_times_around_the_2_29_cycles(1_000) {
+        let clock = ManualClock::new();
+        let b: Breaker<'_> = CircuitBreaker::new(
+            "untouched",
+            Config::new().fail_max(1).reset_timeout(ms(1_000)),
+            &clock,
+        );
+        let _ = b.call(|| Err::<(), _>("down")); // deadline at 1_000
+        clock.set(999);
+        assert_eq!(b.retry_after(), Some(ms(1)));
+        assert!(b.allow().is_err());
+        clock.set(at);
+        assert_eq!(b.retry_after(), Some(Duration::ZERO), "idle until {at}");
+        let permit = b
+            .allow()
+            .unwrap_or_else(|e| panic!("rejected at {at}: {e:?}"));
+        assert!(permit.is_trial());
+        assert_eq!(permit.success(), Recorded::Closed);
+    }
+}
+
+/// The same for a HalfOpen breaker whose every trial slot is claimed and whose trials never
+/// report: the lease's passed deadline re-arms the trial whatever the idle time.
+#[test]
+fn an_untouched_half_open_breaker_re_arms_its_trial_for_any_idle_time() {
+    for at in idle_times_around_the_2_29_cycles(1_500) {
+        let clock = ManualClock::new();
+        let b: Breaker<'_> = CircuitBreaker::new(
+            "untouched",
+            Config::new()
+                .fail_max(1)
+                .reset_timeout(ms(1_000))
+                .trial_lease(ms(500)),
+            &clock,
+        );
+        let _ = b.call(|| Err::<(), _>("down"));
+        clock.set(1_000);
+        let stuck = b.allow().unwrap(); // the trial's lease ends at 1_500
+        assert!(stuck.is_trial());
+        assert!(b.allow().is_err());
+        clock.set(at);
+        let again = b
+            .allow()
+            .unwrap_or_else(|e| panic!("rejected at {at}: {e:?}"));
+        assert!(again.is_trial());
+        drop(stuck);
+        assert_eq!(again.success(), Recorded::Closed);
+    }
+}
+
+/// A pending deadline is never taken for a passed one, however long the breaker was Closed
+/// (and so untouched) before it tripped, and near the top of the clock.
+#[test]
+fn a_fresh_deadline_after_a_long_quiet_period_reads_pending_to_the_millisecond() {
+    let period = MAX_PERIOD.as_millis() as u64;
+    for start in [0, (1 << 29) - 5, 1 << 33, u64::MAX - (1 << 34) - 3 * period] {
+        let clock = ManualClock::starting_at(start);
+        let b: Breaker<'_> = CircuitBreaker::new(
+            "fresh",
+            Config::new().fail_max(1).reset_timeout(MAX_PERIOD),
+            &clock,
+        );
+        let _ = b.call(|| Err::<(), _>("down"));
+        clock.advance(ms(1 << 34)); // long quiet: the next trip starts from an old ARMED_AT
+        assert!(b.close());
+        let _ = b.call(|| Err::<(), _>("down again"));
+        let tripped = clock.now_ms();
+        clock.set(tripped + period - 1);
+        assert_eq!(b.retry_after(), Some(ms(1)), "start {start}");
+        assert!(b.allow().is_err(), "start {start}");
+        clock.set(tripped + period);
+        assert!(b.allow().unwrap().is_trial(), "start {start}");
+    }
 }
 
 /// The longest period is accepted and anything longer is refused, everywhere a period is set.
