@@ -7,8 +7,20 @@
 //! hashed once: the top bits of the hash pick the shard, the table gets the hash with those bits
 //! rotated to the bottom. A lookup takes its shard's read lock, clones the entry's `Arc` and
 //! lets the lock go before the call runs, so a slow call never holds a lock. Inserts and
-//! evictions take one shard's write lock at a time, never two, so they cannot deadlock. The number of entries is one `AtomicUsize`, reserved
-//! before an insert, so the map never holds more than its capacity.
+//! evictions take one shard's write lock at a time, never two, so they cannot deadlock. The
+//! number of entries is one `AtomicUsize`, reserved before an insert, so the map never holds
+//! more than its capacity.
+//!
+//! # User code that panics
+//! A key's `Hash` runs once per lookup, before anything is locked or reserved: each entry keeps
+//! its hash, so growing a table or choosing an eviction victim hashes no key again. A key's
+//! `Eq` and `ToOwned`, and the clock, may run after an insert reserved its place: the
+//! reservation is a guard that gives the place back if they panic, and the table is not
+//! changed before they returned. A panicking `Drop` of an evicted key runs after its shard's
+//! lock is released, and gives back the place the eviction freed. So a panic in a key or the
+//! clock leaves [`len`](BreakerMap::len) exact and every place usable. A [`KeyListener`] that
+//! panics is caught, as the breaker's own listeners are (see
+//! [`listener_panics`](BreakerMap::listener_panics)).
 //!
 //! # Idle
 //! An entry is **idle**, and only then evictable, when all of these hold, checked under its
@@ -95,6 +107,9 @@ impl std::error::Error for MapFull {}
 /// One entry: the key stored next to its breaker, and when it was last looked up.
 struct Entry<K, C, const L: usize> {
     key: K,
+    /// The key's table hash, computed once at insertion: growing a table and evicting run no
+    /// `Hash` of the key (user code, which may panic under a write lock).
+    hash: u64,
     breaker: CircuitBreaker<C, L>,
     /// The map clock's reading at the latest lookup (only kept when `idle_after` is set).
     touched: AtomicU64,
@@ -194,6 +209,8 @@ pub struct BreakerMap<K, C, const L: usize = 4, S = RandomState> {
     /// Union of the listeners' interests (`None`: no listener).
     interest: Option<Interest>,
     evictions: AtomicU64,
+    /// Key listener calls that panicked and were caught.
+    listener_panics: AtomicU64,
 }
 
 impl<K, C, const L: usize> BreakerMap<K, C, L, RandomState>
@@ -250,6 +267,7 @@ where
             listeners: Vec::new(),
             interest: None,
             evictions: AtomicU64::new(0),
+            listener_panics: AtomicU64::new(0),
         })
     }
 
@@ -275,6 +293,10 @@ where
     /// Not seen: the Open → HalfOpen move (the first trial's outcome follows it), management
     /// (`open`, `close`, ...) and calls made directly on a [`KeyedBreaker`]. Without any
     /// listener, a call through the map dispatches nothing.
+    ///
+    /// A listener that panics is caught and counted in
+    /// [`listener_panics`](Self::listener_panics), as the breaker's own listeners are: the
+    /// call goes on, and its outcome counts as if the listener had returned.
     pub fn with_listener_for(mut self, interest: Interest, f: KeyListener<K>) -> Self {
         self.listeners.push((interest, f));
         self.interest = Some(self.interest.map_or(interest, |i| i | interest));
@@ -294,9 +316,10 @@ where
         table_hash(self.hasher.hash_one(key)).map_shard(|i| &self.shards[i & (SHARDS - 1)])
     }
 
-    /// The hash the tables are built with, for rehashing on growth.
-    fn hash_of(&self) -> impl Fn(&Arc<Entry<K, C, L>>) -> u64 + '_ {
-        move |e| table_hash(self.hasher.hash_one(&e.key)).0
+    /// The hash the tables are built with, for moving entries on growth: the one kept in
+    /// the entry (no user code).
+    fn hash_of(e: &Arc<Entry<K, C, L>>) -> u64 {
+        e.hash
     }
 
     #[inline]
@@ -352,22 +375,25 @@ where
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         // Reserve a place first: a free one, or one freed by evicting an idle entry (the
-        // evictor keeps the place it freed, so no other insert can take it meanwhile).
-        if !self.reserve() && !self.evict_one() {
+        // evictor keeps the place it freed, so no other insert can take it meanwhile). The
+        // reservation gives the place back when dropped, so also if the key's `Eq` or
+        // `ToOwned`, or the clock, panics below.
+        let Some(place) = self.reserve().or_else(|| self.evict_one()) else {
             // Another thread may have added the key meanwhile.
             return self.get(key).ok_or(MapFull {
                 capacity: self.capacity,
             });
-        }
+        };
         let mut table = write(&shard.map);
         if let Some(e) = table.find(hash, |e| e.key.borrow() == key) {
             // Added meanwhile: give the place back.
-            self.len.fetch_sub(1, Ordering::AcqRel);
+            drop(place);
             self.touch(e);
             return Ok(KeyedBreaker(Arc::clone(e)));
         }
         let entry = Arc::new(Entry {
             key: key.to_owned(),
+            hash,
             // The configuration was validated in `try_with_hasher` and is not changed since,
             // so `new` (which panics only on an invalid configuration) cannot panic here.
             breaker: CircuitBreaker::new(self.name, self.config, self.clock.clone()),
@@ -377,29 +403,32 @@ where
                 0
             }),
         });
-        table.insert_unique(hash, Arc::clone(&entry), self.hash_of());
+        // Growing the table may allocate, and runs no user code (`hash_of`).
+        table.insert_unique(hash, Arc::clone(&entry), Self::hash_of);
+        place.fill();
         Ok(KeyedBreaker(entry))
     }
 
     /// Takes a free place if there is one.
-    fn reserve(&self) -> bool {
+    fn reserve(&self) -> Option<Place<'_>> {
         let mut n = self.len.load(Ordering::Relaxed);
         while n < self.capacity {
             match self
                 .len
                 .compare_exchange_weak(n, n + 1, Ordering::AcqRel, Ordering::Relaxed)
             {
-                Ok(_) => return true,
+                Ok(_) => return Some(Place(&self.len)),
                 Err(actual) => n = actual,
             }
         }
-        false
+        None
     }
 
     /// Removes one idle entry, keeping its place counted (for the caller to fill). Visits the
     /// shards in rotating order, one write lock at a time; in a shard, evicts the idle entry
-    /// looked up least recently.
-    fn evict_one(&self) -> bool {
+    /// looked up least recently. The entry is dropped (its key's `Drop` runs) after the
+    /// shard's lock is released and once the place is held, so a panic there gives it back.
+    fn evict_one(&self) -> Option<Place<'_>> {
         let start = self.cursor.fetch_add(1, Ordering::Relaxed);
         let now = if self.idle_after_ms != 0 {
             self.clock.now_ms()
@@ -415,23 +444,22 @@ where
                 .iter_mut()
                 .filter_map(|e| {
                     let touched = self.idle_entry(e, now)?;
-                    Some((
-                        touched,
-                        table_hash(self.hasher.hash_one(&e.key)).0,
-                        Arc::as_ptr(e),
-                    ))
+                    Some((touched, e.hash, Arc::as_ptr(e)))
                 })
                 .min_by_key(|&(touched, _, _)| touched);
             let Some((_, hash, ptr)) = victim else {
                 continue;
             };
             if let Ok(found) = table.find_entry(hash, |e| core::ptr::eq(Arc::as_ptr(e), ptr)) {
-                drop(found.remove());
+                let (victim, _) = found.remove();
+                drop(table);
                 self.evictions.fetch_add(1, Ordering::Relaxed);
-                return true;
+                let place = Place(&self.len);
+                drop(victim);
+                return Some(place);
             }
         }
-        false
+        None
     }
 
     /// `Some(last lookup time)` if the entry is idle; see the module documentation. Called
@@ -569,8 +597,11 @@ where
             kind,
         };
         for &(interest, f) in &self.listeners {
-            if interest.contains(class) {
-                f(key, &event);
+            if interest.contains(class)
+                && std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(key, &event)))
+                    .is_err()
+            {
+                self.listener_panics.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -631,6 +662,11 @@ where
         self.evictions.load(Ordering::Relaxed)
     }
 
+    /// Calls of the map's [`KeyListener`]s that panicked and were caught.
+    pub fn listener_panics(&self) -> u64 {
+        self.listener_panics.load(Ordering::Relaxed)
+    }
+
     /// The name every per-key breaker carries (and events' `name`).
     pub fn name(&self) -> &'static str {
         self.name
@@ -639,6 +675,26 @@ where
     /// The clock every per-key breaker reads.
     pub fn clock(&self) -> &C {
         &self.clock
+    }
+}
+
+/// A place reserved in the map's count (`len`) for an insert. Dropped, it gives the place
+/// back: when the key turned out to be there already, or when user code (the key's `Eq` or
+/// `ToOwned`, the clock, an evicted key's `Drop`) panicked before the insert. An insert that
+/// succeeds keeps it with [`fill`](Place::fill).
+#[must_use]
+struct Place<'a>(&'a AtomicUsize);
+
+impl Place<'_> {
+    /// The entry is in its table: the place stays counted.
+    fn fill(self) {
+        core::mem::forget(self);
+    }
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

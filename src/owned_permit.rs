@@ -89,6 +89,8 @@ mod sealed {
         ) -> Recorded;
         /// What dropping an unreported permit does.
         fn drop_ticket(&self, ticket: Ticket);
+        /// Gives the ticket back unreported: frees its trial slot, if it holds one.
+        fn release_ticket(&self, ticket: Ticket);
         /// The breaker's name.
         fn handle_name(&self) -> &'static str;
         /// Whether the breaker is still in the generation the ticket was admitted in.
@@ -125,6 +127,10 @@ mod sealed {
                     .finish(t.gen() as _, Outcome::Failure, t.observed());
                 return;
             }
+            self.release_ticket(t);
+        }
+
+        fn release_ticket(&self, t: Ticket) {
             if t.trial() {
                 self.deref().release(t.gen() as _);
             }
@@ -165,7 +171,8 @@ pub(crate) fn handle_name<B: BreakerHandle>(handle: &B) -> &'static str {
 /// The rules are [`Permit`]'s: report the outcome with [`success`](Self::success),
 /// [`failure`](Self::failure), [`ignore`](Self::ignore) or [`report`](Self::report). A permit
 /// dropped unreported counts nothing and frees its half-open trial slot, if it holds one; with
-/// `std`, a permit dropped while its thread panics counts as a failure. A report from an
+/// `std`, a permit dropped while its thread panics counts as a failure (the tower layer's
+/// stored permits excepted: see its module documentation, "Panics"). A report from an
 /// earlier generation (the breaker changed state since admission) is dropped
 /// ([`Recorded::Dropped`]).
 ///
@@ -272,6 +279,17 @@ impl<B: BreakerHandle> OwnedPermit<B> {
     #[inline]
     pub fn report(self, outcome: Outcome) -> Recorded {
         self.report_inner(outcome, None)
+    }
+
+    /// Gives the admission back unreported, **even while the thread panics**: nothing counted,
+    /// trial slot freed. For holders that know a panic unwinding past them is not the call's
+    /// (the tower service's permit between `poll_ready` and `call`, or a response future's
+    /// between polls); a dropped permit counts a failure during a panic.
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) fn cancel(mut self) {
+        if let Some(t) = self.ticket.take() {
+            sealed::Handle::release_ticket(&self.breaker, t);
+        }
     }
 
     #[inline]

@@ -12,7 +12,9 @@ use crate::state::Outcome;
 /// Report the outcome with [`success`](Self::success), [`failure`](Self::failure),
 /// [`ignore`](Self::ignore) or [`report`](Self::report). A permit dropped unreported counts
 /// nothing and frees its half-open trial slot, if it holds one; with `std`, a permit dropped
-/// while its thread panics counts as a failure (the call blew up).
+/// while its thread panics counts as a failure (the call blew up). A permit cannot tell the
+/// call's panic from another one; the tower layer, which knows when its call runs, counts only
+/// the call's own (see its module documentation, "Panics").
 ///
 /// So an early return drops it unreported: `let v = fetch()?;` between `allow` and the report
 /// counts nothing when `fetch` fails (PyBreaker's `with breaker.calling():` would count the

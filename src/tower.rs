@@ -45,8 +45,8 @@
 //!   waiting on the inner service.
 //! - An admitted request keeps its permit from `poll_ready` to the end of its
 //!   [`ResponseFuture`]. A permit not used by a `call` (the service dropped after
-//!   `poll_ready`) is dropped unreported: nothing counted, trial slot given back. A clone of
-//!   the service holds no permit.
+//!   `poll_ready`, also during a panic: see [Panics](#panics)) is given back unreported:
+//!   nothing counted, trial slot given back. A clone of the service holds no permit.
 //! - A `call` without `poll_ready` first (which tower allows to panic) asks the breaker there
 //!   and then, and calls the inner service if admitted.
 //!
@@ -113,8 +113,29 @@
 //!
 //! # Cancellation
 //! A [`ResponseFuture`] dropped before it completes reports nothing and gives back its
-//! half-open trial slot, as a [guarded future](crate::CallAsync#cancellation) does. With
-//! `std`, a panic unwinding out of the inner future counts as a failure.
+//! half-open trial slot, as a [guarded future](crate::CallAsync#cancellation) does.
+//!
+//! # Panics
+//! A panic counts as a failure when it is the call's own: one that unwinds out of the inner
+//! service's `call`, out of the inner future's `poll`, or out of the classifier (in HalfOpen,
+//! such a trial re-opens the breaker). While they run, the permit is on the stack of that
+//! `call` or `poll`, and the unwind drops it while the thread panics, which counts a failure
+//! as for any [`Permit`](crate::Permit).
+//!
+//! A permit that is **stored** (in a service between `poll_ready` and `call`, or in a response
+//! future between two polls) is not in any call that is running. Dropped during some other
+//! panic (a bug elsewhere in the handler, which unwinds through the service or the pending
+//! future), it counts nothing and gives back its trial slot, exactly as when it is dropped at
+//! any other time: a bug in the server is not the dependency failing. A panic out of the inner
+//! service's `poll_ready` leaves the permit stored, so it counts nothing either. (The
+//! two-step [`Permit`](crate::Permit) and the guarded futures cannot tell a panic of the call
+//! from another one, and count a failure whenever they are dropped while the thread panics.)
+//!
+//! # Polled after completion
+//! A [`ResponseFuture`] polled again after it returned `Ready` returns `Poll::Pending` and does
+//! nothing else: the inner future is not polled again, nothing is classified or reported a
+//! second time, and the task is not woken, as for the [guarded futures](crate::CallAsync).
+//! (tower's `Oneshot` panics there instead; this crate keeps panics out of its own code.)
 
 use core::fmt;
 use core::future::Future;
@@ -224,7 +245,7 @@ pub struct BreakerService<S, B: BreakerHandle, K = ErrIsFailure> {
     // What `poll_ready` decided, kept until `call`: at most one of the two is `Some`. Two
     // fields rather than one enum: the admitted path then moves only the small permit.
     /// Admitted: the permit goes to the next call's response future.
-    admitted: Option<OwnedPermit<B>>,
+    admitted: Stored<B>,
     /// Rejected: the next call fails with this.
     rejected: Option<Rejected>,
 }
@@ -243,7 +264,7 @@ impl<S, B: BreakerHandle, K> BreakerService<S, B, K> {
             inner,
             breaker,
             classify,
-            admitted: None,
+            admitted: Stored(None),
             rejected: None,
         }
     }
@@ -276,7 +297,7 @@ impl<S: Clone, B: BreakerHandle + Clone, K: Clone> Clone for BreakerService<S, B
             inner: self.inner.clone(),
             breaker: self.breaker.clone(),
             classify: self.classify.clone(),
-            admitted: None,
+            admitted: Stored(None),
             rejected: None,
         }
     }
@@ -284,7 +305,7 @@ impl<S: Clone, B: BreakerHandle + Clone, K: Clone> Clone for BreakerService<S, B
 
 impl<S: fmt::Debug, B: BreakerHandle, K> fmt::Debug for BreakerService<S, B, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let decision = match (&self.admitted, &self.rejected) {
+        let decision = match (&self.admitted.0, &self.rejected) {
             (Some(_), _) => "admitted",
             (_, Some(_)) => "rejected",
             _ => "none",
@@ -304,7 +325,7 @@ impl<S, B: BreakerHandle + Clone, K> BreakerService<S, B, K> {
     fn decide(&mut self) -> Option<Poll<Result<(), BoxError>>> {
         match OwnedPermit::allow(self.breaker.clone()) {
             Ok(permit) => {
-                self.admitted = Some(permit);
+                self.admitted = Stored(Some(permit));
                 None
             }
             Err(rejected) => {
@@ -328,14 +349,14 @@ where
 
     #[inline(always)]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        match &self.admitted {
+        match &self.admitted.0 {
             Some(permit) => {
                 // Polled again while the inner service was not ready (or after it was): if the
                 // breaker changed state meanwhile (it tripped), the admission is stale; ask
                 // again rather than keep waiting on the inner service for a call that must
                 // not run.
                 if !permit.is_current() {
-                    self.admitted = None;
+                    self.admitted = Stored(None);
                     if let Some(ready) = self.decide() {
                         return ready;
                     }
@@ -352,8 +373,8 @@ where
         }
         match self.inner.poll_ready(cx) {
             Poll::Ready(Err(e)) => {
-                // The inner service is broken; its permit is dropped unreported.
-                self.admitted = None;
+                // The inner service is broken; its permit is given back unreported.
+                self.admitted = Stored(None);
                 Poll::Ready(Err(e.into()))
             }
             ready => ready.map_err(Into::into),
@@ -362,7 +383,9 @@ where
 
     #[inline(always)]
     fn call(&mut self, req: Req) -> Self::Future {
-        let permit = match self.admitted.take() {
+        // From here to the end of the inner `call`, the permit is on this stack: a panic out
+        // of the inner `call` is the call's own, and counts a failure.
+        let permit = match self.admitted.0.take() {
             Some(permit) => permit,
             None => {
                 if let Some(rejected) = self.rejected.take() {
@@ -378,7 +401,7 @@ where
         ResponseFuture {
             kind: Kind::Called {
                 fut: self.inner.call(req),
-                permit: Some(permit),
+                permit: Stored(Some(permit)),
                 classify: self.classify.clone(),
             },
         }
@@ -390,7 +413,9 @@ pin_project! {
     /// rejection that is ready at the first poll. Named and pin-projected; nothing is boxed
     /// except the error.
     ///
-    /// Dropped before it completes, it reports nothing and gives back a half-open trial slot.
+    /// Dropped before it completes, it reports nothing and gives back a half-open trial slot
+    /// (also during a panic that is not the call's: see the [module documentation](self#panics)).
+    /// Polled again after it completed, it returns `Poll::Pending` and does nothing else.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct ResponseFuture<F, B: BreakerHandle, K> {
         #[pin]
@@ -402,8 +427,25 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F, B: BreakerHandle, K> {
         // The inner future is declared before the permit, so it is dropped first.
-        Called { #[pin] fut: F, permit: Option<OwnedPermit<B>>, classify: K },
+        Called { #[pin] fut: F, permit: Stored<B>, classify: K },
         Rejected { rejected: Rejected },
+        // Ready was returned: the inner future and the permit are gone.
+        Done,
+    }
+}
+
+/// A permit kept between two steps of a request (in the service from `poll_ready` to `call`,
+/// in the response future between polls). Dropped, it gives the permit back unreported even
+/// while the thread panics: no call is running while it is stored, so that panic is not the
+/// call's (see the module documentation's "Panics").
+struct Stored<B: BreakerHandle>(Option<OwnedPermit<B>>);
+
+impl<B: BreakerHandle> Drop for Stored<B> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(permit) = self.0.take() {
+            permit.cancel();
+        }
     }
 }
 
@@ -426,19 +468,21 @@ where
 
     #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
+        let mut kind = self.project().kind;
+        let output = match kind.as_mut().project() {
             KindProj::Called {
                 fut,
                 permit,
                 classify,
             } => {
-                // On this poll's stack while the inner future runs, so a panic unwinding out
-                // of it drops the permit while the thread panics: a failure.
-                let held = permit.take();
+                // On this poll's stack while the inner future and the classifier run, so a
+                // panic unwinding out of them drops the permit while the thread panics: a
+                // failure.
+                let held = permit.0.take();
                 match fut.poll(cx) {
                     Poll::Pending => {
-                        *permit = held;
-                        Poll::Pending
+                        permit.0 = held;
+                        return Poll::Pending;
                     }
                     Poll::Ready(result) => {
                         let outcome = classify.classify(&result);
@@ -451,12 +495,16 @@ where
                                 Ok(_) => p.report(outcome),
                             };
                         }
-                        Poll::Ready(result)
+                        result
                     }
                 }
             }
-            KindProj::Rejected { rejected } => Poll::Ready(Err(Box::new(*rejected))),
-        }
+            KindProj::Rejected { rejected } => Err(Box::new(*rejected) as BoxError),
+            // Polled after completion: nothing to do, and no panic (see the type's docs).
+            KindProj::Done => return Poll::Pending,
+        };
+        kind.set(Kind::Done);
+        Poll::Ready(output)
     }
 }
 
@@ -465,12 +513,13 @@ impl<F, B: BreakerHandle, K> fmt::Debug for ResponseFuture<F, B, K> {
         match &self.kind {
             Kind::Called { permit, .. } => f
                 .debug_struct("ResponseFuture")
-                .field("permit", permit)
+                .field("permit", &permit.0)
                 .finish_non_exhaustive(),
             Kind::Rejected { rejected } => f
                 .debug_struct("ResponseFuture")
                 .field("rejected", rejected)
                 .finish(),
+            Kind::Done => f.debug_struct("ResponseFuture").finish_non_exhaustive(),
         }
     }
 }

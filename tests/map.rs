@@ -663,3 +663,250 @@ fn no_failure_is_lost_while_the_map_is_flooded() {
     assert!(done.load(Ordering::Relaxed) > 0);
     assert!(m.len() <= CAPACITY);
 }
+
+// ------------------------------------------------------------------ user code that panics
+
+/// What the next panicking call of each kind of user code is: `0` disarmed, `n` the `n`-th
+/// call from now panics. Per thread, so that tests running in parallel do not see each other.
+#[derive(Clone, Copy, Default)]
+struct Arms {
+    hash: u32,
+    eq: u32,
+    clone: u32,
+    drop: u32,
+}
+
+thread_local! {
+    static ARMS: std::cell::Cell<Arms> = std::cell::Cell::new(Arms::default());
+}
+
+fn arm(f: impl FnOnce(&mut Arms)) {
+    ARMS.with(|a| {
+        let mut arms = a.get();
+        f(&mut arms);
+        a.set(arms);
+    });
+}
+
+/// Counts down the armed call of kind `pick`; panics when it reaches it.
+fn countdown(what: &str, pick: fn(&mut Arms) -> &mut u32) {
+    let fire = ARMS.with(|a| {
+        let mut arms = a.get();
+        let n = pick(&mut arms);
+        let fire = *n == 1;
+        *n = n.saturating_sub(1);
+        a.set(arms);
+        fire
+    });
+    if fire {
+        panic!("{what} panicked on demand");
+    }
+}
+
+/// A key whose `Hash`, `Eq`, `Clone` (the map's `to_owned`) and `Drop` panic on demand.
+#[derive(Debug)]
+struct Touchy(u32);
+
+impl std::hash::Hash for Touchy {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        countdown("Hash", |a| &mut a.hash);
+        self.0.hash(h);
+    }
+}
+
+impl PartialEq for Touchy {
+    fn eq(&self, other: &Self) -> bool {
+        countdown("Eq", |a| &mut a.eq);
+        self.0 == other.0
+    }
+}
+
+impl Eq for Touchy {}
+
+impl Clone for Touchy {
+    fn clone(&self) -> Self {
+        countdown("Clone", |a| &mut a.clone);
+        Touchy(self.0)
+    }
+}
+
+impl Drop for Touchy {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            countdown("Drop", |a| &mut a.drop);
+        }
+    }
+}
+
+/// All keys in one shard and one hash (so every lookup compares keys with `Eq`).
+type TouchyMap<'c> = BreakerMap<Touchy, &'c ManualClock, 4, OneShard>;
+
+fn touchy_map(clock: &ManualClock, capacity: usize) -> TouchyMap<'_> {
+    BreakerMap::try_with_hasher("upstream", Config::new(), clock, capacity, OneShard).unwrap()
+}
+
+/// Runs `f`, which must panic, and disarms what is left armed.
+fn must_panic<R>(f: impl FnOnce() -> R) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    assert!(r.is_err(), "expected a panic");
+    arm(|a| *a = Arms::default());
+}
+
+/// Every key of `0..n` is in the map, and `capacity` keys can be held at once: the map's count
+/// is exact and no place leaked.
+fn assert_exact(map: &TouchyMap<'_>, keys: u32) {
+    assert_eq!(map.len(), keys as usize);
+    let mut held: Vec<_> = (0..keys)
+        .map(|k| map.get(&Touchy(k)).expect("key kept"))
+        .collect();
+    // Held handles make every key busy: the free places are the only room left.
+    for k in keys..map.capacity() as u32 {
+        held.push(map.get_or_insert(&Touchy(100 + k)).expect("a free place"));
+    }
+    assert_eq!(map.len(), map.capacity());
+    assert_eq!(
+        map.get_or_insert(&Touchy(999)).unwrap_err(),
+        MapFull {
+            capacity: map.capacity()
+        }
+    );
+}
+
+#[test]
+fn a_key_whose_eq_panics_during_an_insert_does_not_leak_its_place() {
+    let clock = ManualClock::new();
+    let map = touchy_map(&clock, 3);
+    map.get_or_insert(&Touchy(0)).unwrap();
+    // The first `Eq` is the lookup under the read lock; the second, under the write lock,
+    // after the place was reserved.
+    arm(|a| a.eq = 2);
+    must_panic(|| map.get_or_insert(&Touchy(1)));
+    assert_exact(&map, 1);
+}
+
+#[test]
+fn a_key_whose_clone_panics_during_an_insert_does_not_leak_its_place() {
+    let clock = ManualClock::new();
+    let map = touchy_map(&clock, 2);
+    arm(|a| a.clone = 1);
+    must_panic(|| map.get_or_insert(&Touchy(0)));
+    assert!(map.get(&Touchy(0)).is_none());
+    assert_exact(&map, 0);
+}
+
+#[test]
+fn growing_a_table_runs_no_key_hash_so_a_panicking_hash_cannot_leak_or_lose_keys() {
+    let clock = ManualClock::new();
+    let map = touchy_map(&clock, 8);
+    // A table of 3 grows at the 4th key and moves the 3 it holds.
+    for k in 0..3 {
+        map.get_or_insert(&Touchy(k)).unwrap();
+    }
+    // The first `Hash` picks the shard; the entries keep their hashes, so the growth calls no
+    // `Hash` (before, it rehashed every key, the 2nd call panicked after the place was
+    // reserved, and the count kept it).
+    arm(|a| a.hash = 2);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        map.get_or_insert(&Touchy(3)).is_ok()
+    }));
+    let left = ARMS.with(|a| a.get().hash);
+    arm(|a| *a = Arms::default());
+    assert_eq!(r.ok(), Some(true), "the insert panicked");
+    assert_eq!(left, 1, "one `Hash` call per insert");
+    assert_exact(&map, 4);
+}
+
+#[test]
+fn an_evicted_key_whose_drop_panics_does_not_leak_its_place() {
+    let clock = ManualClock::new();
+    let map = touchy_map(&clock, 2);
+    map.get_or_insert(&Touchy(0)).unwrap();
+    let one = map.get_or_insert(&Touchy(1)).unwrap();
+    // Full; key 0 is idle and is evicted for key 2, and its `Drop` panics.
+    arm(|a| a.drop = 1);
+    must_panic(|| map.get_or_insert(&Touchy(2)));
+    assert_eq!(map.evictions(), 1);
+    assert!(map.get(&Touchy(0)).is_none());
+    drop(one);
+    // Only key 1 is left.
+    assert_eq!(map.len(), 1);
+    let _two = map.get_or_insert(&Touchy(2)).unwrap();
+    let _one = map.get(&Touchy(1)).unwrap();
+    assert_eq!(map.len(), 2);
+}
+
+fn panic_before_calls(_: &String, e: &Event) {
+    if matches!(e.kind, EventKind::BeforeCall) {
+        panic!("a key listener panicked");
+    }
+}
+
+#[test]
+fn a_panicking_key_listener_is_caught_and_counts_nothing() {
+    let clock = ManualClock::new();
+    let map = map(&clock, 1, 2).with_listener(panic_before_calls);
+    // Before: the panic left the call with its permit live, which counted a failure and
+    // tripped the breaker of a dependency that never ran.
+    assert_eq!(map.call("a", || Ok::<_, ()>(7)).unwrap(), Ok(7));
+    let a = map.get("a").unwrap();
+    assert_eq!(a.state(), State::Closed);
+    assert_eq!(a.fail_counter(), 0);
+    assert_eq!(map.listener_panics(), 1);
+    assert_eq!(map.len(), 1);
+}
+
+#[test]
+fn a_panicking_call_or_classifier_counts_a_failure_and_keeps_the_count() {
+    let clock = ManualClock::new();
+    let map = map(&clock, 3, 2);
+    let r = std::panic::catch_unwind(|| map.call("a", || -> Result<(), ()> { panic!("call") }));
+    assert!(r.is_err());
+    let r = std::panic::catch_unwind(|| {
+        map.call_with("a", |_: &Result<(), ()>| panic!("classifier"), || Ok(()))
+    });
+    assert!(r.is_err());
+    // The permit rule: a permit dropped while its thread panics counts a failure.
+    let a = map.get("a").unwrap();
+    assert_eq!(a.fail_counter(), 2);
+    assert_eq!(a.trial_calls(), 0);
+    assert_eq!(map.len(), 1);
+    drop(a);
+    ok(&map, "b");
+    assert_eq!(map.len(), 2);
+}
+
+/// A `ManualClock` whose `n`-th next reading panics (`0`: disarmed).
+#[derive(Default)]
+struct ArmedClock {
+    time: ManualClock,
+    panic_at: AtomicUsize,
+}
+
+impl atomic_breaker::Clock for ArmedClock {
+    fn now_ms(&self) -> u64 {
+        if self
+            .panic_at
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            == Ok(1)
+        {
+            panic!("the clock panicked on demand");
+        }
+        self.time.now_ms()
+    }
+}
+
+#[test]
+fn a_clock_that_panics_during_an_insert_does_not_leak_its_place() {
+    let clock = ArmedClock::default();
+    let map: BreakerMap<String, &ArmedClock> =
+        BreakerMap::try_new("upstream", Config::new(), &clock, 1)
+            .unwrap()
+            .idle_after(Duration::from_secs(1));
+    // An insert with `idle_after` reads the clock for the entry's time, after reserving.
+    clock.panic_at.store(1, Ordering::Relaxed);
+    assert!(std::panic::catch_unwind(|| map.get_or_insert("a")).is_err());
+    assert_eq!(map.len(), 0);
+    assert!(map.get("a").is_none());
+    let _b = map.get_or_insert("b").unwrap();
+    assert_eq!(map.len(), 1);
+}

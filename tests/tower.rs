@@ -601,3 +601,177 @@ fn failure_events_carry_the_inner_error() {
     );
     assert!(format!("{err:?}").contains("connection reset"));
 }
+
+// ------------------------------------------------------------------ panics, and polls after the end
+//
+// The rule (the module documentation's "Panics"): a panic that unwinds out of the inner
+// service's `call`, the inner future's `poll` or the classifier is the call's, and counts a
+// failure. A permit held by a ready service or by a pending response future is not in any
+// call that is running: dropped during some other panic, it counts nothing and gives its trial
+// slot back, as when dropped at any other time.
+
+/// A service whose every future stays pending.
+fn pending_service(
+    b: &Arc<Breaker>,
+) -> BreakerService<
+    impl Service<
+        u32,
+        Response = u32,
+        Error = BoxError,
+        Future = std::future::Pending<Result<u32, BoxError>>,
+    >,
+    Arc<Breaker>,
+> {
+    BreakerService::new(
+        tower::service_fn(|_: u32| std::future::pending::<Result<u32, BoxError>>()),
+        b.clone(),
+    )
+}
+
+/// Drops `x` while this thread unwinds from a panic unrelated to the breaker's call.
+fn drop_during_unrelated_panic<T>(x: T) {
+    let r = catch_unwind(AssertUnwindSafe(move || {
+        let _x = x;
+        panic!("a bug elsewhere in the handler");
+    }));
+    assert!(r.is_err());
+}
+
+fn ready<S: Service<u32>>(svc: &mut S) {
+    match svc.poll_ready(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Ok(())) => {}
+        _ => panic!("the service was not ready"),
+    }
+}
+
+#[test]
+fn ready_service_dropped_during_an_unrelated_panic_counts_nothing() {
+    let clock = clock();
+    let b = breaker(clock, 1);
+    let mut svc = pending_service(&b);
+    ready(&mut svc);
+    drop_during_unrelated_panic(svc);
+    assert_eq!(b.fail_counter(), 0, "the dependency was never called");
+
+    // In HalfOpen: the trial slot comes back; the breaker does not re-open.
+    ready_for_trials(&b, clock);
+    let mut svc = pending_service(&b);
+    ready(&mut svc);
+    assert_eq!(b.trial_calls(), 1);
+    drop_during_unrelated_panic(svc);
+    assert_eq!(b.state(), State::HalfOpen);
+    assert_eq!(b.trial_calls(), 0);
+}
+
+#[test]
+fn pending_response_future_dropped_during_an_unrelated_panic_counts_nothing() {
+    let clock = clock();
+    let b = breaker(clock, 1);
+    ready_for_trials(&b, clock);
+    let mut svc = pending_service(&b);
+    ready(&mut svc);
+    let mut fut = Box::pin(svc.call(1));
+    assert!(poll_once(fut.as_mut()).is_pending());
+    assert_eq!(b.trial_calls(), 1);
+    drop_during_unrelated_panic(fut);
+    assert_eq!(b.state(), State::HalfOpen, "a cancellation, not a failure");
+    assert_eq!(b.trial_calls(), 0);
+}
+
+#[test]
+fn panic_in_inner_call_or_classifier_counts_as_failure() {
+    let clock = clock();
+    let b = breaker(clock, 1);
+    // The inner service's `call` panics: the call's own panic.
+    let mut svc = BreakerService::new(
+        tower::service_fn(|_: u32| -> std::future::Ready<Result<u32, BoxError>> {
+            panic!("inner call blew up")
+        }),
+        b.clone(),
+    );
+    ready(&mut svc);
+    assert!(catch_unwind(AssertUnwindSafe(|| drop(svc.call(1)))).is_err());
+    assert_eq!(b.fail_counter(), 1);
+
+    // The classifier panics on a response: counted as the call's panic too.
+    let mut svc = BreakerService::with_classifier(
+        tower::service_fn(|n: u32| std::future::ready(Ok::<_, BoxError>(n))),
+        b.clone(),
+        |_: &Result<u32, BoxError>| -> Outcome { panic!("classifier blew up") },
+    );
+    ready(&mut svc);
+    let mut fut = Box::pin(svc.call(1));
+    assert!(catch_unwind(AssertUnwindSafe(|| poll_once(fut.as_mut()))).is_err());
+    assert_eq!(b.state(), State::Open, "two failures trip fail_max 2");
+}
+
+#[test]
+fn panic_in_a_trials_inner_future_reopens_the_breaker() {
+    let clock = clock();
+    let b = breaker(clock, 1);
+    ready_for_trials(&b, clock);
+    struct Boom;
+    impl Future for Boom {
+        type Output = Result<u32, BoxError>;
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+            panic!("inner future blew up")
+        }
+    }
+    let mut svc = BreakerService::new(tower::service_fn(|_: u32| Boom), b.clone());
+    ready(&mut svc);
+    let mut fut = Box::pin(svc.call(1));
+    assert!(catch_unwind(AssertUnwindSafe(|| poll_once(fut.as_mut()))).is_err());
+    assert_eq!(b.state(), State::Open, "the trial's own panic is a failure");
+}
+
+/// A future ready with `Err` at every poll (a future may do anything when polled after it
+/// completed), counting its polls.
+struct ReadyEveryTime(Arc<AtomicUsize>);
+
+impl Future for ReadyEveryTime {
+    type Output = Result<u32, BoxError>;
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Poll::Ready(Err("down".into()))
+    }
+}
+
+#[test]
+fn response_future_polled_after_completion_is_pending_and_reports_once() {
+    let clock = clock();
+    let b = breaker(clock, 1);
+    let polls = Arc::new(AtomicUsize::new(0));
+    let classified = Arc::new(AtomicUsize::new(0));
+    let (p, c) = (polls.clone(), classified.clone());
+    let mut svc = BreakerService::with_classifier(
+        tower::service_fn(move |_: u32| ReadyEveryTime(p.clone())),
+        b.clone(),
+        move |r: &Result<u32, BoxError>| {
+            c.fetch_add(1, Ordering::Relaxed);
+            Outcome::of(r)
+        },
+    );
+    ready(&mut svc);
+    let mut fut = Box::pin(svc.call(1));
+    assert!(matches!(poll_once(fut.as_mut()), Poll::Ready(Err(_))));
+    for _ in 0..3 {
+        assert!(poll_once(fut.as_mut()).is_pending());
+    }
+    assert_eq!(
+        polls.load(Ordering::Relaxed),
+        1,
+        "the inner future is not polled again"
+    );
+    assert_eq!(classified.load(Ordering::Relaxed), 1);
+    assert_eq!(b.fail_counter(), 1, "reported once");
+
+    // A rejection is ready once too.
+    assert!(b.open());
+    ready(&mut svc);
+    let mut fut = Box::pin(svc.call(1));
+    match poll_once(fut.as_mut()) {
+        Poll::Ready(Err(e)) => assert!(rejection(&e).is_some()),
+        _ => panic!("not rejected"),
+    }
+    assert!(poll_once(fut.as_mut()).is_pending());
+}
