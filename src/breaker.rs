@@ -108,6 +108,8 @@ enum RateOp {
     /// `fail_counter` as of the state word whose generation is `gen` and whose low 32 bits are
     /// `x` (the answer's `u32`).
     FailCounter,
+    /// The breaker left a Closed period for generation `gen`: empty the window.
+    Leave,
 }
 
 impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
@@ -553,6 +555,20 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     fn manage(&self, op: Op) -> bool {
         let (old, step, now) = self.apply(op);
         self.after_change(old, &step, now);
+        // Rate mode: a move out of a Closed period empties its window (see `rate.rs`,
+        // "Generations"); through the hook, so consecutive mode links no window code.
+        if let (Some((_, hook)), Some(new)) = (self.rate, step.next) {
+            if old.state() == State::Closed && new.generation() != old.generation() {
+                hook(
+                    self,
+                    RateOp::Leave,
+                    new.generation(),
+                    Outcome::Ignored,
+                    0,
+                    None,
+                );
+            }
+        }
         step.effect == Effect::Changed
     }
 
@@ -873,7 +889,12 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
             RateOp::Close => {
                 let (old, step, now) = self.apply_with(rate::RateClose);
                 self.after_change(old, &step, now);
+                self.leave_closed(old, &step);
                 (Recorded::Counted, (step.effect == Effect::Changed) as u32)
+            }
+            RateOp::Leave => {
+                self.window.reset(gen);
+                (Recorded::Counted, 0)
             }
             RateOp::FailCounter => {
                 // State and count are in the low 32 bits; the generation comes whole.
@@ -903,7 +924,13 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         if w.state() != State::Closed || w.generation() != gen {
             return self.finish_rate_machine(gen, outcome, observed, error);
         }
-        let verdict = self.window.update(gen, outcome, p);
+        // Asked only when the window's tag is not `gen`: is the breaker still Closed in `gen`
+        // (so the window is older than this Closed period), or did it move on (so this report
+        // is)? See `rate.rs`, "Generations".
+        let verdict = self.window.update(gen, outcome, p, || {
+            let w = self.load();
+            w.state() == State::Closed && w.generation() == gen
+        });
         let kind = match outcome {
             Outcome::Success => EventKind::Success,
             // In rate mode, `failures` is the window's failure count (what `fail_counter` reads).
@@ -923,11 +950,27 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
             Verdict::Trip { failures } => {
                 let (old, step, now) = self.apply_with(rate::RateTrip { gen, failures });
                 self.after_change(old, &step, now);
+                self.leave_closed(old, &step);
                 match step.effect {
                     Effect::Recorded { tripped: true, .. } => Recorded::Tripped,
                     // Another report tripped first, or the breaker moved: counted in the window.
                     _ => Recorded::Counted,
                 }
+            }
+        }
+    }
+
+    /// After a CAS of rate mode's own: if it ended the Closed period of `old` (a trip, or
+    /// `close()` on a Closed breaker, which starts a new one), empty the window, tagged with the
+    /// new generation. Its tag could otherwise outlive 65,536 generations untouched and match a
+    /// later Closed period's, whose window would then start with the old outcomes; emptied,
+    /// the window can hold only outcomes its own period's reports put there (a report of the
+    /// old period that lands after this finds the new tag and the breaker moved on, and is
+    /// dropped; one that lands before is erased here).
+    fn leave_closed(&self, old: Word, step: &Step) {
+        if let Some(new) = step.next {
+            if old.state() == State::Closed && new.generation() != old.generation() {
+                self.window.reset(new.generation());
             }
         }
     }

@@ -20,18 +20,26 @@
 //!
 //! # Generations
 //! The window belongs to one Closed period, named by its generation. A report of generation `g`
-//! (the permit's) on a window tagged `t`:
+//! (the permit's) reaches the window only after finding the breaker Closed in `g`; on a window
+//! tagged `t`:
 //! - `g == t`: the outcome is shifted in;
-//! - `g` newer than `t` (`g - t` modulo 2^16 in `1..2^15`): the window is stale (the breaker has
-//!   tripped and closed, or was closed, since); it restarts, tagged `g`, with this outcome alone;
-//! - `g` older: the report is dropped.
+//! - `g != t`: either the window is stale (the breaker has tripped and closed, or was closed,
+//!   since it was last written: `t` is older) or this report is (the breaker moved on after
+//!   the report checked it, and a report of the newer generation has restarted the window).
+//!   The tags alone cannot tell which: after 2^15 generations in which nothing wrote the window
+//!   (a breaker flapping between Open and HalfOpen, or `close()` called on a Closed one again
+//!   and again), "older modulo 2^16" reads backwards. So the report asks the state word again,
+//!   after loading the window: if the breaker is still Closed in `g`, `t` is older (the state
+//!   word's generation only moves forward, and would have to go round all 65,536 generations
+//!   to come back to `g`) and the window restarts, tagged `g`, with this outcome alone;
+//!   otherwise the report is dropped.
 //!
 //! So the window is reset on every close without anybody writing it: the close bumps the
-//! generation, and the first report of the new Closed period starts a new window. Outcomes of an
-//! old generation never count in a new one (the same 2^16 modulus as the state word's `GEN`
-//! guards it: a report is taken for the current generation only after at least 32,768 state
-//! changes during its call).
-//!
+//! generation, and the first report of the new Closed period starts a new window, however long
+//! the window went untouched. Outcomes of an old generation never count in a new one, with the
+//! state word's own bound: a stale report is taken for the current generation only if the
+//! generation advanced by a multiple of 65,536 during its call.
+
 //! # What is linearizable, what is approximate
 //! Each report's window update is one CAS of the window word, so the window is exactly the
 //! sequence of the reports whose CAS succeeded, in the order of those CASes. The trip is a
@@ -153,7 +161,7 @@ pub(crate) enum Verdict {
     Counted,
     /// Counted, and the window now trips the breaker: `failures` of its calls failed.
     Trip { failures: u32 },
-    /// Not counted: the report's generation is older than the window's.
+    /// Not counted: the breaker left the report's Closed period before its window took it.
     Dropped,
 }
 
@@ -176,13 +184,35 @@ impl WindowCell {
         Window(self.0.load(Ordering::Acquire))
     }
 
+    /// Empties the window, tagged `gen`, unless it is tagged `gen` already: the breaker left a
+    /// Closed period for generation `gen` (see "Generations"). A report of the old period
+    /// racing it is either erased or finds the new tag and is dropped. A window already tagged
+    /// `gen` is kept: a report of the new generation got there first (when `close()` starts a
+    /// new Closed period), and it holds nothing older (the old period's outcomes are tagged
+    /// with the old generation, and every earlier move out of Closed emptied the window).
+    pub(crate) fn reset(&self, gen: u16) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                (Window(w).tag() != gen).then_some(Window::empty(gen).0)
+            });
+    }
+
     /// Records one report of generation `gen`: runs [`record`] until its window is installed
-    /// or it asks for no write, and returns its verdict.
+    /// or it asks for no write, and returns its verdict. `current` tells whether the breaker is
+    /// still Closed in `gen`; it is asked (after the window's `Acquire` load) only when the
+    /// window's tag is not `gen`.
     #[inline]
-    pub(crate) fn update(&self, gen: u16, outcome: Outcome, p: RateParams) -> Verdict {
+    pub(crate) fn update(
+        &self,
+        gen: u16,
+        outcome: Outcome,
+        p: RateParams,
+        current: impl Fn() -> bool,
+    ) -> Verdict {
         let mut cur = self.load();
         loop {
-            let (next, verdict) = record(cur, gen, outcome, p);
+            let (next, verdict) = record(cur, gen, outcome, p, &current);
             let Some(next) = next else { return verdict };
             match self
                 .0
@@ -195,20 +225,17 @@ impl WindowCell {
     }
 }
 
-/// Whether `g` is newer than `t`, modulo 2^16 (less than half the cycle ahead).
-const fn newer(g: u16, t: u16) -> bool {
-    let d = g.wrapping_sub(t);
-    d != 0 && d < 0x8000
-}
-
 /// The window update of one report of generation `gen`: the next window (`None` when nothing
-/// changes) and the verdict. Pure. `Ignored` outcomes are not calls: nothing changes.
+/// changes) and the verdict. Pure but for `current`, which tells whether the breaker is still
+/// Closed in `gen` and is asked only when the window's tag differs from `gen` (see
+/// "Generations" above). `Ignored` outcomes are not calls: nothing changes.
 #[inline]
 pub(crate) fn record(
     w: Window,
     gen: u16,
     outcome: Outcome,
     p: RateParams,
+    current: impl FnOnce() -> bool,
 ) -> (Option<Window>, Verdict) {
     // A healthy service's steady state, in one compare: a full window of generation `gen` with
     // no failure stays as it is on a success, below every threshold (which is at least 1%).
@@ -222,9 +249,11 @@ pub(crate) fn record(
     };
     let base = if w.tag() == gen {
         w
-    } else if newer(gen, w.tag()) {
+    } else if current() {
+        // The window is older than this Closed period: it restarts.
         Window::empty(gen)
     } else {
+        // The breaker moved on since this report checked it.
         return (None, Verdict::Dropped);
     };
     let next = base.push(failed, p.window as u32);
@@ -322,7 +351,7 @@ mod tests {
             } else {
                 Outcome::Success
             };
-            let (n, verdict) = record(w, gen, o, p);
+            let (n, verdict) = record(w, gen, o, p, || true);
             w = n.unwrap_or(w);
             v = verdict;
         }
@@ -354,12 +383,15 @@ mod tests {
         assert_eq!((w.seen(), w.failures()), (4, 0));
         // The steady state of a healthy service writes nothing.
         assert_eq!(w, Window::clean(0, 4));
-        assert_eq!(record(w, 0, Outcome::Success, P), (None, Verdict::Counted));
+        assert_eq!(
+            record(w, 0, Outcome::Success, P, || true),
+            (None, Verdict::Counted)
+        );
         // A failure still shifts in.
-        let (n, _) = record(w, 0, Outcome::Failure, P);
+        let (n, _) = record(w, 0, Outcome::Failure, P, || true);
         assert_eq!((n.unwrap().seen(), n.unwrap().failures()), (4, 1));
         // Another generation's clean window is not this one's.
-        let (n, _) = record(w, 1, Outcome::Success, P);
+        let (n, _) = record(w, 1, Outcome::Success, P, || true);
         assert_eq!((n.unwrap().tag(), n.unwrap().seen()), (1, 1));
     }
 
@@ -373,7 +405,7 @@ mod tests {
         let (w, v) = run(Window::empty(u16::MAX), u16::MAX, &[true; 100], p);
         // Full of failures: one more changes nothing (no write), and still trips.
         assert_eq!(
-            record(w, u16::MAX, Outcome::Failure, p),
+            record(w, u16::MAX, Outcome::Failure, p, || true),
             (
                 None,
                 Verdict::Trip {
@@ -399,23 +431,38 @@ mod tests {
     }
 
     #[test]
-    fn a_newer_generation_restarts_the_window_and_an_older_one_is_dropped() {
+    fn a_current_generation_restarts_the_window_and_a_stale_one_is_dropped() {
         let (w, _) = run(Window::empty(7), 7, &[true, true], P);
         assert_eq!(w.failures(), 2);
-        assert_eq!(record(w, 6, Outcome::Failure, P), (None, Verdict::Dropped));
+        // A report whose breaker moved on (older or not: only the state word can tell).
         assert_eq!(
-            record(w, 7u16.wrapping_sub(0x8000), Outcome::Failure, P).1,
-            Verdict::Dropped
+            record(w, 6, Outcome::Failure, P, || false),
+            (None, Verdict::Dropped)
         );
-        let (n, v) = record(w, 8, Outcome::Success, P);
+        assert_eq!(
+            record(w, 8, Outcome::Failure, P, || false),
+            (None, Verdict::Dropped)
+        );
+        let (n, v) = record(w, 8, Outcome::Success, P, || true);
         let n = n.unwrap();
         assert_eq!(
             (n.tag(), n.seen(), n.failures(), v),
             (8, 1, 0, Verdict::Counted)
         );
-        // Across the wrap of the 16-bit generation.
-        let (n, _) = record(Window::empty(u16::MAX), 0, Outcome::Failure, P);
-        assert_eq!((n.unwrap().tag(), n.unwrap().failures()), (0, 1));
+        // A current report restarts the window whatever the distance between the tags, modulo
+        // 2^16: half the cycle, more than half (which "newer modulo 2^16" took for older), and
+        // across the wrap of the 16-bit generation; twice round, at each boundary.
+        for t in [7u16, u16::MAX] {
+            for d in [1u16, 0x7FFF, 0x8000, 0x8001, u16::MAX] {
+                let g = t.wrapping_add(d);
+                let (n, v) = record(Window::empty(t), g, Outcome::Failure, P, || true);
+                let n = n.unwrap_or_else(|| panic!("{t} {d}"));
+                assert_eq!((n.tag(), n.failures(), v), (g, 1, Verdict::Counted));
+            }
+        }
+        // The tag matching the report's generation never asks the state word.
+        let (n, _) = record(w, 7, Outcome::Failure, P, || unreachable!());
+        assert_eq!(n.unwrap().failures(), 3);
         assert_eq!(Window::empty(3).failures_in(3), 0);
         assert_eq!(w.failures_in(7), 2);
         assert_eq!(w.failures_in(8), 0);
@@ -424,7 +471,10 @@ mod tests {
     #[test]
     fn ignored_outcomes_are_not_calls() {
         let (w, _) = run(Window::INITIAL, 0, &[true], P);
-        assert_eq!(record(w, 0, Outcome::Ignored, P), (None, Verdict::Counted));
+        assert_eq!(
+            record(w, 0, Outcome::Ignored, P, || true),
+            (None, Verdict::Counted)
+        );
     }
 
     #[test]

@@ -390,3 +390,80 @@ fn concurrent_reports_trip_once() {
     assert_eq!(b.state(), State::Open);
     assert!(b.fail_counter() >= 10, "at least 50% of at least 20 calls");
 }
+
+/// A breaker without listeners (the wrap tests run hundreds of thousands of changes).
+fn quiet(config: Config, clock: &ManualClock) -> CircuitBreaker<&ManualClock> {
+    CircuitBreaker::new("quiet", config, clock)
+}
+
+/// Issue 20, 1: a dependency that stays down for 16,383 failed half-open trials (32,766
+/// generations in which nothing writes the window), then recovers: the window still counts its
+/// failures and trips. It used to take every later report for an older generation's, return
+/// `Recorded::Dropped`, read `failure_window()` as (0, 0) and never trip again. Also past
+/// 16,384 and twice round the 16-bit tag.
+#[test]
+fn the_window_counts_after_any_number_of_failed_trials() {
+    for trials in [16_383u32, 16_384, 16_385, 32_767, 32_768, 65_536, 65_537] {
+        let clock = ManualClock::new();
+        let b = quiet(
+            Config::new()
+                .reset_timeout(Duration::ZERO)
+                .failure_rate(FailureRate::new(50, 4).minimum_calls(2)),
+            &clock,
+        );
+        assert!(ok(&b).is_ok());
+        assert!(matches!(fail(&b), Err(Error::Failed { tripped: true, .. })));
+        for _ in 0..trials {
+            let p = b.allow().expect("the open period is 0");
+            assert!(p.is_trial());
+            assert_eq!(p.failure(), Recorded::Tripped);
+        }
+        let p = b.allow().unwrap();
+        assert_eq!(p.success(), Recorded::Closed, "{trials}");
+        // The new Closed period: its reports count, and the window trips again.
+        let p = b.allow().unwrap();
+        assert_eq!(p.failure(), Recorded::Counted, "{trials}");
+        assert_eq!(b.failure_window(), Some((1, 1)), "{trials}");
+        let p = b.allow().unwrap();
+        assert_eq!(p.failure(), Recorded::Tripped, "{trials}");
+        assert_eq!(b.state(), State::Open);
+    }
+}
+
+/// The same after 32,768 `close()` calls on a Closed rate-mode breaker (each starts a new,
+/// empty window in a new generation, and writes nothing to the window), and at the neighbouring
+/// counts, twice round the 16-bit tag.
+#[test]
+fn the_window_counts_after_any_number_of_closes() {
+    for closes in [32_767u32, 32_768, 32_769, 65_535, 65_536, 65_537, 98_304] {
+        let clock = ManualClock::new();
+        let b = quiet(rate(50, 4, 2), &clock);
+        assert!(matches!(fail(&b), Err(Error::Failed { tripped: false, .. })));
+        assert_eq!(b.failure_window(), Some((1, 1)));
+        for _ in 0..closes {
+            assert!(!b.close(), "close() on a Closed breaker changes no state");
+        }
+        assert_eq!(b.failure_window(), Some((0, 0)), "a new, empty window");
+        let p = b.allow().unwrap();
+        assert_eq!(p.failure(), Recorded::Counted, "{closes}");
+        assert_eq!(b.failure_window(), Some((1, 1)), "{closes}");
+        assert_eq!(b.fail_counter(), 1);
+        let p = b.allow().unwrap();
+        assert_eq!(p.failure(), Recorded::Tripped, "{closes}");
+    }
+}
+
+/// Only reports of earlier generations are dropped: a permit admitted before a `close()`
+/// reports nothing into the new window, whatever the window's tag.
+#[test]
+fn a_report_of_an_earlier_closed_period_is_dropped_after_the_window_restarted() {
+    let clock = ManualClock::new();
+    let b = quiet(rate(50, 4, 2), &clock);
+    let old = b.allow().unwrap();
+    for _ in 0..40_000 {
+        b.close();
+    }
+    assert_eq!(b.allow().unwrap().success(), Recorded::Counted);
+    assert_eq!(old.failure(), Recorded::Dropped);
+    assert_eq!(b.failure_window(), Some((1, 0)));
+}
