@@ -450,7 +450,9 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     #[cfg_attr(not(target_has_atomic = "64"), inline(always))]
     fn closed_success(&self, observed: u32) -> Recorded {
         if self.wants_outcome(observed) {
-            self.dispatch_call_event(EventKind::Success, observed);
+            // A success that writes nothing leaves no failure on record (consecutive mode: the
+            // count was 0; rate mode never gets here for a current Closed report).
+            self.dispatch_call_event(EventKind::Success { failures: 0 }, observed);
         }
         Recorded::Counted
     }
@@ -473,7 +475,9 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         // which the compiler cannot drop, so a table of capacity 0 must not reach it.
         if self.wants_outcome(observed) {
             let kind = match outcome {
-                Outcome::Success => EventKind::Success,
+                Outcome::Success => EventKind::Success {
+                    failures: self.failures_at(step.next.unwrap_or(old)),
+                },
                 Outcome::Failure => EventKind::Failure {
                     failures: self.failures_at(step.next.unwrap_or(old)),
                     error,
@@ -931,19 +935,27 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
             let w = self.load();
             w.state() == State::Closed && w.generation() == gen
         });
-        let kind = match outcome {
-            Outcome::Success => EventKind::Success,
-            // In rate mode, `failures` is the window's failure count (what `fail_counter` reads).
-            Outcome::Failure => EventKind::Failure {
-                failures: match verdict {
-                    Verdict::Trip { failures } => failures,
-                    _ => self.window.load().failures_in(gen),
+        if self.wants_outcome(observed) {
+            // What `fail_counter` reads after this report: the failures that trip the breaker
+            // (its count once Open), the window's failures, or, for a dropped report, whatever
+            // the breaker reads now.
+            let failures = || match verdict {
+                Verdict::Trip { failures } => failures,
+                Verdict::Counted => self.window.load().failures_in(gen),
+                Verdict::Dropped => self.fail_counter(),
+            };
+            let kind = match outcome {
+                Outcome::Success => EventKind::Success {
+                    failures: failures(),
                 },
-                error,
-            },
-            Outcome::Ignored => EventKind::Ignored { error },
-        };
-        self.emit_outcome(kind, observed);
+                Outcome::Failure => EventKind::Failure {
+                    failures: failures(),
+                    error,
+                },
+                Outcome::Ignored => EventKind::Ignored { error },
+            };
+            self.dispatch(kind, observed);
+        }
         match verdict {
             Verdict::Counted => Recorded::Counted,
             Verdict::Dropped => Recorded::Dropped,
@@ -1129,15 +1141,6 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
             return listeners::NONE_CALLED;
         }
         self.dispatch_call_event(EventKind::BeforeCall, listeners::ALL)
-    }
-
-    /// Dispatches a call's outcome to the listeners that saw its `BeforeCall` (sequence numbers
-    /// up to `observed`); nothing when none did.
-    #[inline]
-    fn emit_outcome(&self, kind: EventKind<'_>, observed: u32) {
-        if self.wants_outcome(observed) {
-            self.dispatch(kind, observed);
-        }
     }
 
     /// Whether a call's outcome event goes to anyone: some listener saw its `BeforeCall` (a

@@ -91,7 +91,9 @@ impl Format for EventKind<'_> {
     fn format(&self, f: Formatter<'_>) {
         match *self {
             EventKind::BeforeCall => defmt::write!(f, "before call"),
-            EventKind::Success => defmt::write!(f, "success"),
+            EventKind::Success { failures } => {
+                defmt::write!(f, "success ({=u32} failures left)", failures)
+            }
             EventKind::Failure { failures, .. } => {
                 defmt::write!(f, "failure ({=u32} consecutive)", failures)
             }

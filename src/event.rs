@@ -125,7 +125,15 @@ pub enum EventKind<'a> {
     BeforeCall,
     /// An admitted call succeeded. Fired even if the report was dropped because the call was
     /// admitted in an earlier generation.
-    Success,
+    Success {
+        /// The failure count right after this success was recorded: what
+        /// [`fail_counter`](crate::CircuitBreaker::fail_counter) reads then (0 when it reset
+        /// the count or closed the breaker, unchanged when the report was dropped; in
+        /// failure-rate mode, the failures left in the window, which a success does not
+        /// remove). A listener can keep a fail-counter gauge from `Success`, `Failure` and
+        /// `StateChange` events alone.
+        failures: u32,
+    },
     /// An admitted call failed. If it tripped the breaker, a `StateChange` follows.
     Failure {
         /// The consecutive failure count right after this failure was recorded: what
@@ -206,7 +214,9 @@ pub struct EventRecord {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum RecordKind {
     BeforeCall,
-    Success,
+    Success {
+        failures: u32,
+    },
     Failure {
         failures: u32,
     },
@@ -228,7 +238,7 @@ impl RecordKind {
     const fn of(kind: &EventKind<'_>) -> RecordKind {
         match *kind {
             EventKind::BeforeCall => RecordKind::BeforeCall,
-            EventKind::Success => RecordKind::Success,
+            EventKind::Success { failures } => RecordKind::Success { failures },
             EventKind::Failure { failures, .. } => RecordKind::Failure { failures },
             EventKind::Ignored { .. } => RecordKind::Ignored,
             EventKind::Rejected { state, retry_after } => {
@@ -252,7 +262,7 @@ impl RecordKind {
     const fn kind(self) -> EventKind<'static> {
         match self {
             RecordKind::BeforeCall => EventKind::BeforeCall,
-            RecordKind::Success => EventKind::Success,
+            RecordKind::Success { failures } => EventKind::Success { failures },
             RecordKind::Failure { failures } => EventKind::Failure {
                 failures,
                 error: None,
@@ -319,7 +329,8 @@ impl PartialEq for EventKind<'_> {
     fn eq(&self, other: &Self) -> bool {
         use EventKind::*;
         match (*self, *other) {
-            (BeforeCall, BeforeCall) | (Success, Success) => true,
+            (BeforeCall, BeforeCall) => true,
+            (Success { failures }, Success { failures: f2 }) => failures == f2,
             (
                 Failure { failures, error },
                 Failure {

@@ -174,7 +174,7 @@ mod tests {
         assert_eq!(q.capacity(), 4);
         let kinds = [
             EventKind::BeforeCall,
-            EventKind::Success,
+            EventKind::Success { failures: 0 },
             EventKind::Failure {
                 failures: 3,
                 error: None,
@@ -194,7 +194,7 @@ mod tests {
             assert!(q.push(&ev(k)));
         }
         assert!(!q.push(&ev(EventKind::BeforeCall)));
-        assert!(!q.push(&ev(EventKind::Success)));
+        assert!(!q.push(&ev(EventKind::Success { failures: 0 })));
         assert_eq!(q.dropped(), 2);
         let got: Vec<_> = q.drain().map(|e| e.kind).collect();
         assert_eq!(got, kinds, "the oldest events are kept, in order");
@@ -202,18 +202,21 @@ mod tests {
         assert_eq!(q.take_dropped(), 2);
         assert_eq!(q.dropped(), 0);
         // Room again after draining.
-        assert!(q.push(&ev(EventKind::Success)));
-        assert_eq!(q.pop().map(|e| e.kind), Some(EventKind::Success));
+        assert!(q.push(&ev(EventKind::Success { failures: 0 })));
+        assert_eq!(
+            q.pop().map(|e| e.kind),
+            Some(EventKind::Success { failures: 0 })
+        );
     }
 
     #[test]
     fn the_drop_counter_saturates() {
         let q: EventQueue<2> = EventQueue::new();
         q.dropped.store(u32::MAX - 1, Ordering::Relaxed);
-        q.push(&ev(EventKind::Success));
-        q.push(&ev(EventKind::Success));
-        q.push(&ev(EventKind::Success));
-        q.push(&ev(EventKind::Success));
+        q.push(&ev(EventKind::Success { failures: 0 }));
+        q.push(&ev(EventKind::Success { failures: 0 }));
+        q.push(&ev(EventKind::Success { failures: 0 }));
+        q.push(&ev(EventKind::Success { failures: 0 }));
         assert_eq!(q.dropped(), u32::MAX);
     }
 
@@ -280,7 +283,7 @@ mod tests {
             for _ in 0..3 {
                 s.spawn(|| {
                     for _ in 0..PER_THREAD {
-                        Q.push(&ev(EventKind::Success));
+                        Q.push(&ev(EventKind::Success { failures: 0 }));
                     }
                     done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 });

@@ -584,13 +584,14 @@ impl Model {
                 };
                 let s = transition(self.w, Op::Report { gen, outcome }, &env);
                 let after = s.next.unwrap_or(self.w);
+                let failures = match after.state() {
+                    State::Closed | State::Open => after.count(),
+                    _ => 0,
+                };
                 self.emit(match outcome {
-                    Outcome::Success => EventKind::Success,
+                    Outcome::Success => EventKind::Success { failures },
                     Outcome::Failure => EventKind::Failure {
-                        failures: match after.state() {
-                            State::Closed | State::Open => after.count(),
-                            _ => 0,
-                        },
+                        failures,
                         error: None,
                     },
                     Outcome::Ignored => EventKind::Ignored { error: None },
@@ -1402,7 +1403,7 @@ fn call_events_settled<const K: usize, const L: usize>(
     let after = log::<K>()[before..].to_vec();
     for who in [1, 2] {
         let want: Vec<EventKind> = if wanting.contains(&who) {
-            vec![EventKind::BeforeCall, EventKind::Success]
+            vec![EventKind::BeforeCall, EventKind::Success { failures: 0 }]
         } else {
             vec![]
         };
@@ -1476,7 +1477,7 @@ fn one_call_listener_remove_readd_race_call() {
         t1.join().unwrap();
         let during = log::<K>();
         let (one, two) = (received(&during, 1), received(&during, 2));
-        let (before, success) = (EventKind::BeforeCall, EventKind::Success);
+        let (before, success) = (EventKind::BeforeCall, EventKind::Success { failures: 0 });
         assert!(
             one.is_empty() || one == [before] || one == [before, success],
             "{during:?}"

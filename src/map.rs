@@ -546,7 +546,9 @@ where
         let error = result.as_ref().err().map(|e| e as &dyn fmt::Debug);
         let recorded = permit.report(outcome);
         let kind = match outcome {
-            Outcome::Success => EventKind::Success,
+            Outcome::Success => EventKind::Success {
+                failures: e.breaker.fail_counter(),
+            },
             Outcome::Failure => EventKind::Failure {
                 failures: e.breaker.fail_counter(),
                 error,

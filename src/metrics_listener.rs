@@ -128,9 +128,9 @@ pub const fn state_label(state: State) -> &'static str {
 pub fn listener(event: &Event<'_>) {
     let name = event.name;
     match event.kind {
-        EventKind::Success => with_handles(name, |h| {
+        EventKind::Success { failures } => with_handles(name, |h| {
             h.successful.increment(1);
-            h.fail_counter.set(0.0);
+            h.fail_counter.set(failures);
         }),
         EventKind::Failure { failures, .. } => with_handles(name, |h| {
             h.failed.increment(1);

@@ -130,15 +130,17 @@ impl Serialize for DebugStr<'_> {
 impl Serialize for Event<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.kind {
-            EventKind::BeforeCall | EventKind::Success => {
+            EventKind::BeforeCall => {
                 let mut st = s.serialize_struct("Event", 2)?;
                 st.serialize_field("name", self.name)?;
-                let kind = if self.kind == EventKind::BeforeCall {
-                    "before_call"
-                } else {
-                    "success"
-                };
-                st.serialize_field("kind", kind)?;
+                st.serialize_field("kind", "before_call")?;
+                st.end()
+            }
+            EventKind::Success { failures } => {
+                let mut st = s.serialize_struct("Event", 3)?;
+                st.serialize_field("name", self.name)?;
+                st.serialize_field("kind", "success")?;
+                st.serialize_field("failures", &failures)?;
                 st.end()
             }
             EventKind::Failure { failures, error: e } => {

@@ -411,7 +411,7 @@ fn a_listener_added_mid_call_gets_no_outcome_without_its_before_call() {
         [
             EventKind::BeforeCall,
             EventKind::BeforeCall,
-            EventKind::Success,
+            EventKind::Success { failures: 0 },
             EventKind::BeforeCall,
             EventKind::Failure {
                 failures: 1,
@@ -460,7 +460,7 @@ fn an_in_flight_counter_on_before_call_and_outcomes_never_goes_negative() {
         }
         let d = match e.kind {
             EventKind::BeforeCall => 1,
-            EventKind::Success | EventKind::Failure { .. } | EventKind::Ignored { .. } => -1,
+            EventKind::Success { .. } | EventKind::Failure { .. } | EventKind::Ignored { .. } => -1,
             _ => 0,
         };
         let now = IN_FLIGHT.fetch_add(d, Ordering::SeqCst) + d;

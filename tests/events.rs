@@ -76,7 +76,7 @@ fn call_lends_its_error_to_the_failure_event() {
                 Some("Timeout { after_ms: 250 }".to_string())
             ),
             (name, EventKind::BeforeCall, None),
-            (name, EventKind::Success, None),
+            (name, EventKind::Success { failures: 0 }, None),
         ]
     );
 }
@@ -100,7 +100,7 @@ fn an_ignored_error_is_lent_too_and_an_excluded_one_reports_a_plain_success() {
                 Some("\"404\"".to_string())
             ),
             (name, EventKind::BeforeCall, None),
-            (name, EventKind::Success, None),
+            (name, EventKind::Success { failures: 0 }, None),
         ]
     );
 }

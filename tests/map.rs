@@ -405,7 +405,7 @@ fn per_key_events_carry_the_key() {
     let ev = std::mem::take(&mut *EVENTS.lock().unwrap());
     let want: Vec<(String, EventRecord)> = vec![
         ("b".into(), rec(EventKind::BeforeCall)),
-        ("b".into(), rec(EventKind::Success)),
+        ("b".into(), rec(EventKind::Success { failures: 0 })),
         ("a".into(), rec(EventKind::BeforeCall)),
         (
             "a".into(),
@@ -431,7 +431,7 @@ fn per_key_events_carry_the_key() {
             }),
         ),
         ("a".into(), rec(EventKind::BeforeCall)),
-        ("a".into(), rec(EventKind::Success)),
+        ("a".into(), rec(EventKind::Success { failures: 0 })),
         ("a".into(), rec(RECOVERY)),
         ("b".into(), rec(EventKind::BeforeCall)),
         ("b".into(), rec(EventKind::Ignored { error: None })),

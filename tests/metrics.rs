@@ -508,3 +508,55 @@ fn cached_handles_follow_the_current_recorder() {
     // The first event registers all of a breaker's call series, at 0.
     assert_eq!(second.calls("db", "failed"), Some(0));
 }
+
+/// Issue 20, 3: after every event the gauge equals what `fail_counter()` reads after that
+/// report, in the two cases where a `Success` used to set it to 0 regardless: failure-rate mode
+/// (a success leaves the window's failures in place) and a consecutive-mode success that the
+/// breaker drops (admitted before a move that changed its generation).
+#[test]
+fn fail_counter_gauge_follows_successes_that_keep_failures_on_record() {
+    let rec = Rec::default();
+    let clock = ManualClock::new();
+    let rate = CircuitBreaker::new(
+        "rate",
+        Config::new().failure_rate(atomic_breaker::FailureRate::new(50, 10).minimum_calls(10)),
+        &clock,
+    )
+    .with_listener_for(PER_CALL, m::listener);
+    let b = CircuitBreaker::new("db", Config::new().fail_max(5), &clock)
+        .with_listener_for(PER_CALL, m::listener);
+    metrics::with_local_recorder(&rec, || {
+        // Rate mode: one failure, then a success: the window still holds the failure.
+        fail(&rate);
+        assert_eq!(rec.fail_counter("rate"), Some(1.0));
+        ok(&rate);
+        assert_eq!(rate.fail_counter(), 1);
+        assert_eq!(
+            rec.fail_counter("rate"),
+            Some(1.0),
+            "rate mode after a success"
+        );
+        fail(&rate);
+        ok(&rate);
+        assert_eq!(
+            rec.fail_counter("rate"),
+            Some(f64::from(rate.fail_counter()))
+        );
+        assert_eq!(rate.fail_counter(), 2);
+
+        // Consecutive mode: a success admitted before open() and close() is dropped; the two
+        // failures recorded since stay, and so must the gauge.
+        let early = b.allow().unwrap();
+        assert!(b.open());
+        assert!(b.close());
+        fail(&b);
+        fail(&b);
+        assert_eq!(rec.fail_counter("db"), Some(2.0));
+        assert_eq!(early.success(), atomic_breaker::Recorded::Dropped);
+        assert_eq!(b.fail_counter(), 2);
+        assert_eq!(rec.fail_counter("db"), Some(2.0), "after a dropped success");
+        // A counted success still resets both.
+        ok(&b);
+        assert_eq!((b.fail_counter(), rec.fail_counter("db")), (0, Some(0.0)));
+    });
+}

@@ -438,7 +438,10 @@ fn the_window_counts_after_any_number_of_closes() {
     for closes in [32_767u32, 32_768, 32_769, 65_535, 65_536, 65_537, 98_304] {
         let clock = ManualClock::new();
         let b = quiet(rate(50, 4, 2), &clock);
-        assert!(matches!(fail(&b), Err(Error::Failed { tripped: false, .. })));
+        assert!(matches!(
+            fail(&b),
+            Err(Error::Failed { tripped: false, .. })
+        ));
         assert_eq!(b.failure_window(), Some((1, 1)));
         for _ in 0..closes {
             assert!(!b.close(), "close() on a Closed breaker changes no state");

@@ -488,12 +488,12 @@ fn before_call_then_success_listener_order() {
     assert_eq!(succeed(&b), Ok(7));
     assert_eq!(
         take_events(name),
-        [EventKind::BeforeCall, EventKind::Success]
+        [EventKind::BeforeCall, EventKind::Success { failures: 0 }]
     );
     let p = b.allow().unwrap();
     assert_eq!(take_events(name), [EventKind::BeforeCall]);
     assert_eq!(p.success(), Recorded::Counted);
-    assert_eq!(take_events(name), [EventKind::Success]);
+    assert_eq!(take_events(name), [EventKind::Success { failures: 0 }]);
 }
 
 #[test]
@@ -546,7 +546,7 @@ fn before_call_then_failure_then_state_change_listener_order() {
                 retry_after: None
             },
             EventKind::BeforeCall,
-            EventKind::Success,
+            EventKind::Success { failures: 0 },
             EventKind::StateChange {
                 from: State::HalfOpen,
                 to: State::Closed,
@@ -673,7 +673,7 @@ fn excluded_errors_pybreaker_style_count_as_success_and_reset_the_count() {
     );
     assert_eq!(
         take_events(name),
-        [EventKind::BeforeCall, EventKind::Success]
+        [EventKind::BeforeCall, EventKind::Success { failures: 0 }]
     );
 }
 

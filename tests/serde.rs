@@ -296,8 +296,8 @@ fn state_snapshot_and_events_serialize_with_ms_fields() {
         json!({"name": "db", "kind": "before_call"})
     );
     assert_eq!(
-        ev(EventKind::Success),
-        json!({"name": "db", "kind": "success"})
+        ev(EventKind::Success { failures: 2 }),
+        json!({"name": "db", "kind": "success", "failures": 2})
     );
     assert_eq!(
         ev(EventKind::Rejected {

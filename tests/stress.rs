@@ -57,7 +57,7 @@ impl Counters {
         let c = match kind {
             EventKind::StateChange { from, to, .. } => &self.changes[idx(from)][idx(to)],
             EventKind::BeforeCall => &self.before_call,
-            EventKind::Success => &self.success,
+            EventKind::Success { .. } => &self.success,
             EventKind::Failure { .. } => &self.failure,
             EventKind::Ignored { .. } => &self.ignored,
             EventKind::Rejected { .. } => &self.rejected,

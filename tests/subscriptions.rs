@@ -67,7 +67,7 @@ fn each_listener_hears_only_its_classes() {
         take(&CALL_LOG),
         [
             EventKind::BeforeCall,
-            EventKind::Success,
+            EventKind::Success { failures: 0 },
             EventKind::BeforeCall,
             failure
         ]
@@ -76,7 +76,7 @@ fn each_listener_hears_only_its_classes() {
         take(&ALL_LOG),
         [
             EventKind::BeforeCall,
-            EventKind::Success,
+            EventKind::Success { failures: 0 },
             EventKind::BeforeCall,
             failure,
             trip,

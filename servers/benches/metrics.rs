@@ -95,7 +95,7 @@ fn closed_path(c: &mut Criterion) {
     });
     let success = Event {
         name: "bench_direct",
-        kind: EventKind::Success,
+        kind: EventKind::Success { failures: 0 },
     };
     g.bench_function("listener_alone_success", |i| {
         i.iter(|| metrics_listener::listener(black_box(&success)))

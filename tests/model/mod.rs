@@ -570,8 +570,8 @@ impl Model {
     pub fn report(&mut self, p: &ModelPermit, outcome: Outcome) -> Recorded {
         self.events.clear();
         self.events.push(match outcome {
-            Outcome::Success => EventKind::Success,
             // `failures` is filled in below, once the report is counted.
+            Outcome::Success => EventKind::Success { failures: 0 },
             Outcome::Failure => EventKind::Failure {
                 failures: 0,
                 error: None,
@@ -580,7 +580,9 @@ impl Model {
         });
         let recorded = self.count_report(p, outcome);
         let now_failures = self.fail_counter();
-        if let Some(EventKind::Failure { failures, .. }) = self.events.first_mut() {
+        if let Some(EventKind::Failure { failures, .. } | EventKind::Success { failures }) =
+            self.events.first_mut()
+        {
             *failures = now_failures;
         }
         recorded
