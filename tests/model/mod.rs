@@ -1410,6 +1410,7 @@ pub fn from_bytes(data: &[u8]) -> (u64, Config, Vec<Op>) {
     }
 
     let mut ops = Vec::new();
+    let mut long_run_left = true;
     while !b.data.is_empty() {
         let code = b.byte();
         let op = match code % 24 {
@@ -1438,6 +1439,39 @@ pub fn from_bytes(data: &[u8]) -> (u64, Config, Vec<Op>) {
                     ops.extend([Op::TripFor(u64::from(b.byte() % 8)), out]);
                 }
                 continue;
+            }
+            // Issue 20: idle gaps up to 2^33 ms, on the deadline modulus' boundaries or anywhere.
+            20 if code / 24 == 4 => {
+                let x = b.byte();
+                let cycles = 1 + u64::from(x >> 4); // 1 to 16 cycles of 2^29 ms: up to 2^33
+                let off = i64::from(b.u16() as i16);
+                match x % 4 {
+                    // Around `cycles` cycles after the pending deadline.
+                    0 => Op::IdlePast((cycles * TIME_MODULUS_MS).saturating_add_signed(off)),
+                    // Around the start of the last 24 h of that cycle.
+                    1 => Op::IdlePast(
+                        (cycles * TIME_MODULUS_MS - MAX_PERIOD_MS).saturating_add_signed(off),
+                    ),
+                    2 => Op::Advance(1 << (16 + (x >> 2) % 18)), // 2^16 to 2^33 ms
+                    _ => Op::Advance((u64::from(b.u16()) << 17) | u64::from(b.u16())),
+                }
+            }
+            // Issue 20: a run of up to 2^17 state changes (one per case; later ones are short).
+            20 if code / 24 == 5 => {
+                let (x, y) = (b.byte(), b.byte());
+                let exit = [Exit::Close, Exit::HalfOpen, Exit::ForceOpen, Exit::Disable];
+                let cycle = match y % 4 {
+                    0 => Cycle::OpenClose,
+                    1 => Cycle::TripFor(u64::from(y / 4 % 4), exit[usize::from(y / 16 % 4)]),
+                    2 => Cycle::Close,
+                    _ => Cycle::FailedCall,
+                };
+                // k * 2^13 iterations (two ops each: k * 2^14 changes), give or take 2.
+                let k = 1 + u32::from(x % 8);
+                let n = ((k << 13) + u32::from(x / 8 % 5)) - 2;
+                let n = if long_run_left { n } else { n % 64 };
+                long_run_left &= n < 64;
+                Op::Run(n, cycle)
             }
             20 => [Op::ForceOpen, Op::Disable][usize::from(code / 24) % 2],
             21 => Op::SetFailMax(u32::from(b.byte() % 130)),
