@@ -417,7 +417,7 @@ impl Model {
             if untouched >= HALF_GENERATIONS {
                 self.hit(Branch::RateWindowUntouchedForHalfTheTagCycle);
             }
-            if untouched % GENERATIONS == 0 {
+            if untouched.is_multiple_of(GENERATIONS) {
                 self.hit(Branch::RateWindowUntouchedForAMultipleOf65536);
             }
             self.window.clear();
@@ -494,7 +494,7 @@ impl Model {
         if behind >= GENERATIONS {
             self.hit(Branch::HeldAcross65536Changes);
         }
-        let same = behind % GENERATIONS == 0;
+        let same = behind.is_multiple_of(GENERATIONS);
         if same && behind > 0 {
             self.hit(Branch::StaleReportCountsAfter65536Changes);
         }
