@@ -2,13 +2,18 @@
 //! outcomes, permits held and reported late and out of order, clock advances including large
 //! jumps, every management operation and run-time configuration change), run on the real breaker
 //! and on the sequential reference model in `tests/model/mod.rs`, compared after every step.
+//!
+//! Issue 20: idle gaps are drawn up to 2^33 ms (16 cycles of the word's 2^29 ms deadline
+//! modulus), landing exactly on its boundaries after the pending deadline ([`Op::IdlePast`]), and
+//! runs of up to 2^17 state changes ([`Op::Run`]) hold permits across the 16-bit generation's
+//! wrap and leave rate mode's window unwritten for half a tag cycle and more, in both modes.
 
 mod model;
 
 use std::time::Duration;
 
 use atomic_breaker::{Backoff, Config, FailureRate, Outcome, MAX_WINDOW};
-use model::{Op, MAX_PERIOD_MS};
+use model::{Cycle, Exit, Op, MAX_GAP_MS, MAX_PERIOD_MS, TIME_MODULUS_MS};
 use proptest::prelude::*;
 
 /// Clock starts: zero, arbitrary, just below a multiple of 2^29 (the word keeps deadlines
@@ -102,6 +107,8 @@ fn op() -> impl Strategy<Value = Op> {
         5 => (0u64..=400).prop_map(Op::Advance),
         1 => (0u64..=5_000).prop_map(Op::Advance),
         1 => (1u64 << 16..=1 << 29).prop_map(Op::Advance),
+        1 => (0u64..=MAX_GAP_MS).prop_map(Op::Advance),
+        1 => idle_past().prop_map(Op::IdlePast),
         1 => Just(Op::Open),
         2 => Just(Op::Close),
         1 => Just(Op::HalfOpen),
@@ -157,6 +164,47 @@ fn chunk() -> impl Strategy<Value = Vec<Op>> {
     ]
 }
 
+/// How far past the pending deadline [`Op::IdlePast`] moves the clock: at the deadline, or `k`
+/// cycles of 2^29 ms after it (k up to 16: 2^33 ms), one ms either side of the cycle's end or of
+/// the start of its last 24 h (where a 29-bit reading of a passed deadline looks pending).
+fn idle_past() -> impl Strategy<Value = u64> {
+    let edge = prop_oneof![
+        Just(-(MAX_PERIOD_MS as i64) - 1),
+        Just(-(MAX_PERIOD_MS as i64)),
+        Just(-(MAX_PERIOD_MS as i64) + 1),
+        Just(-1i64),
+        Just(0i64),
+        Just(1i64),
+        -(MAX_PERIOD_MS as i64)..=0,
+    ];
+    prop_oneof![
+        1 => 0u64..=2,
+        4 => (1u64..=16, edge).prop_map(|(k, edge)| (k * TIME_MODULUS_MS).wrapping_add_signed(edge)),
+    ]
+}
+
+/// A run of state changes (see [`Op::Run`]): `k * 2^13` iterations of two operations, give or
+/// take two, so up to 2^17 changes, often exactly a multiple of 2^16 (k = 4, 8: a permit held
+/// across the run is back in its generation modulo 2^16) or of 2^15 (rate mode's window unwritten
+/// for half its tag's cycle).
+fn run() -> impl Strategy<Value = Op> {
+    let k = prop_oneof![2 => Just(4u32), 1 => Just(8u32), 1 => Just(2u32), 2 => 1u32..=8];
+    let d = prop_oneof![2 => Just(0i32), 1 => -2i32..=2];
+    let exit = prop_oneof![
+        Just(Exit::Close),
+        Just(Exit::HalfOpen),
+        Just(Exit::ForceOpen),
+        Just(Exit::Disable),
+    ];
+    let cycle = prop_oneof![
+        Just(Cycle::OpenClose),
+        (0u64..=3, exit).prop_map(|(ms, exit)| Cycle::TripFor(ms, exit)),
+        Just(Cycle::Close),
+        Just(Cycle::FailedCall),
+    ];
+    (k, d, cycle).prop_map(|(k, d, cycle)| Op::Run(((k << 13) as i32 + d) as u32, cycle))
+}
+
 fn round_end() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => outcome().prop_map(|o| Op::Report(0, o)),
@@ -181,6 +229,72 @@ fn generations() -> impl Strategy<Value = Vec<Op>> {
 fn ops() -> impl Strategy<Value = Vec<Op>> {
     prop::collection::vec(chunk(), 0..60)
         .prop_map(|chunks| chunks.into_iter().flatten().take(250).collect())
+}
+
+/// Cases with one long run (and sometimes a second): permits held across it, calls and reports
+/// before and after. Half the configurations get `reset_timeout(0)`, so that the failed-call
+/// cycle flaps Open -> HalfOpen -> Open without waiting.
+fn long_case() -> impl Strategy<Value = (u64, Config, Vec<Op>)> {
+    let config = (config(), any::<bool>()).prop_map(|(c, zero)| {
+        if zero {
+            c.reset_timeout(Duration::ZERO)
+        } else {
+            c
+        }
+    });
+    let around = || prop::collection::vec(chunk(), 0..12);
+    let calls = |n: std::ops::RangeInclusive<usize>| n.prop_map(|n| vec![Op::Allow; n]);
+    // The run and the permits held across it, in three shapes:
+    let held_run = prop_oneof![
+        // calls (or trials) held across any run;
+        3 => (calls(0..=3), run()).prop_map(|(mut ops, run)| {
+            ops.push(run);
+            ops
+        }),
+        // trials of a manual half-open held across HalfOpen -> Open -> HalfOpen cycles of
+        // exactly (or one cycle short of) k * 2^16 changes, ending in HalfOpen, then a new
+        // trial: a stale trial of the same generation modulo 2^16, dropped, gives back the new
+        // trial's slot;
+        1 => (calls(1..=3), 1u32..=2, 0u64..=3, prop_oneof![3 => Just(0u32), 1 => Just(1u32)])
+            .prop_map(|(calls, k, ms, short)| {
+                let run = Op::Run((k << 15) - short, Cycle::TripFor(ms, Exit::HalfOpen));
+                [vec![Op::HalfOpen], calls, vec![run, Op::Allow, Op::Drop(1)]].concat()
+            }),
+        // close() cycles of exactly k * 2^15 changes: in rate mode a window left unwritten for
+        // half its tag's cycle, or a whole one.
+        1 => (calls(0..=2), prop_oneof![Just(1u32), Just(2), Just(2), Just(3), Just(4)]).prop_map(
+            |(mut ops, k)| {
+                ops.push(Op::Run(k << 14, Cycle::Close));
+                ops
+            },
+        ),
+    ];
+    // Right after the run: nothing; a held permit dropped or reported at once (a stale trial
+    // may find no slot in flight); or a call, then a held permit dropped or reported (it may
+    // give back the new call's slot), then the new call's report.
+    let settle = prop_oneof![
+        1 => Just(vec![]),
+        1 => (1usize..=3, any::<bool>(), outcome()).prop_map(|(i, drop, o)| {
+            vec![if drop { Op::Drop(i - 1) } else { Op::Report(i - 1, o) }]
+        }),
+        2 => (1usize..=3, any::<bool>(), outcome(), outcome()).prop_map(|(i, drop, o, last)| {
+            let old = if drop { Op::Drop(i) } else { Op::Report(i, o) };
+            vec![Op::Allow, old, Op::Report(0, last)]
+        }),
+    ];
+    let second = prop::option::weighted(0.25, run());
+    let parts = (around(), held_run, settle, around(), second, around());
+    (start(), config, parts).prop_map(
+        |(start, config, (before, held_run, settle, middle, second, after))| {
+            let mut ops: Vec<Op> = before.into_iter().flatten().take(60).collect();
+            ops.extend(held_run);
+            ops.extend(settle);
+            ops.extend(middle.into_iter().flatten().take(60));
+            ops.extend(second);
+            ops.extend(after.into_iter().flatten().take(60));
+            (start, config, ops)
+        },
+    )
 }
 
 proptest! {
@@ -208,8 +322,24 @@ proptest! {
     }
 }
 
-/// A permit held across exactly 64 (or 256) changes is dropped: the model has no generation
-/// wrap, and the breaker must agree (a 6- or 8-bit generation would count these).
+proptest! {
+    // Each case runs up to about 2^17 (rarely 2^18) changes through both sides: about 0.1 s in
+    // a debug build.
+    #![proptest_config(ProptestConfig {
+        cases: 96,
+        max_shrink_iters: 200,
+        ..ProptestConfig::default()
+    })]
+
+    /// Long runs of changes with permits held across them, and gaps up to 2^33 ms.
+    #[test]
+    fn long_runs_match_the_model((start, config, ops) in long_case()) {
+        model::check_from(start, &ops, config);
+    }
+}
+
+/// A permit held across exactly 64 (or 256) changes is dropped (a 6- or 8-bit generation would
+/// count these).
 #[test]
 fn a_permit_held_across_64_or_256_generations_is_dropped() {
     for changes in [64, 256] {
@@ -317,6 +447,11 @@ fn generated_cases_reach_every_branch() {
     let mut hits = model::Hits::ZERO;
     for _ in 0..512 {
         let (start, config, ops) = strategy.new_tree(&mut runner).unwrap().current();
+        hits.add(&model::check_from(start, &ops, config).hits);
+    }
+    let long = long_case();
+    for _ in 0..64 {
+        let (start, config, ops) = long.new_tree(&mut runner).unwrap().current();
         hits.add(&model::check_from(start, &ops, config).hits);
     }
     println!("{hits:#?}");

@@ -1,7 +1,9 @@
 //! Fuzz target: arbitrary bytes decode into a clock start, a configuration and a sequence of
 //! operations (calls with outcomes, permits held and reported late or dropped, clock advances
-//! with large jumps, every management operation, run-time configuration changes); the real
-//! breaker must agree with the reference model in `tests/model/` after every step.
+//! with large jumps, idle gaps up to 2^33 ms landing on the boundaries of the word's 2^29 ms
+//! deadline modulus, runs of up to 2^17 state changes that take held permits around the 16-bit
+//! generation (one per input), every management operation, run-time configuration changes); the
+//! real breaker must agree with the reference model in `tests/model/` after every step.
 //!
 //! `cargo +nightly fuzz run model` from this directory; `.ci/steps/30-fuzz.sh` runs it in CI.
 #![no_main]

@@ -17,18 +17,29 @@
 //! period, a plain `VecDeque`; it trips when at least `minimum_calls` are in it and at least
 //! `threshold` percent of them failed; `close()` of a Closed breaker starts a new generation.
 //!
-//! The model has no generation wrap: a report is counted only in the very generation it was
-//! admitted in. The real word tells 2^16 generations apart, so the two agree as long as no
-//! permit is held across 65,536 changes, which no generated case comes near (the cases do hold
-//! permits across 62 to 66 changes, where a narrower generation would be caught). Deadlines are
-//! exact (`u128`, so a deadline beyond `u64::MAX` is no special case) and the clock saturates at
-//! `u64::MAX` as `ManualClock` does; it stays within [`TIME_SPAN_MS`] of its start, inside the
-//! window where the word's 29-bit deadlines read exactly. Jitter cannot be predicted (it hashes the breaker's
+//! Generations: the model counts them in a `u64` that never wraps, and states what the real
+//! word's 16-bit `GEN` documents: a report (or an unreported drop) counts only when the
+//! generation is what it was at admission *modulo 2^16*. So a permit held across 1 to 65,535
+//! changes is dropped, and one held across exactly a multiple of 65,536 changes counts as if it
+//! were current (the documented bound of the 16-bit `GEN`; such a stale trial frees a slot it
+//! does not hold, so the model keeps the count of trial slots, `in_flight`, not their owners,
+//! and a release or report with none in flight frees nothing). Nothing else is modulo anything:
+//! the failure-rate window belongs to its exact generation, so a new Closed period's window is
+//! empty and a current report always counts in it, however many generations passed since the
+//! window was last written (issue 20, fix 1).
+//!
+//! Time: deadlines are exact (`u128`, so a deadline beyond `u64::MAX` is no special case) and
+//! the clock saturates at `u64::MAX` as `ManualClock` does. There is no limit on idle time: a
+//! passed deadline reads as passed, and a pending one as pending with the exact time left, after
+//! any gap the clock allows (issue 20, fix 2; the word's `UNTIL` keeps ms modulo 2^29).
+//! [`Op::Advance`] and [`Op::IdlePast`] draw gaps up to [`MAX_GAP_MS`] (2^33 ms), and
+//! [`Op::Run`] repeats a pair of operations for up to [`MAX_RUN`] (2^17) changes, so that
+//! permits are held across the generation's wrap. Jitter cannot be predicted (it hashes the breaker's
 //! address), so [`check`] requires a configuration without it.
 #![allow(dead_code)] // each includer uses a different subset
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -43,9 +54,16 @@ pub const GENERATIONS: u64 = 1 << 16;
 pub const MAX_PERIOD_MS: u64 = 24 * 60 * 60 * 1000;
 /// The word's deadline modulus: 2^29 ms.
 pub const TIME_MODULUS_MS: u64 = 1 << 29;
-/// The clock never moves further than this from its start, so that no deadline is ever more
-/// than 2^29 - 24 h ms behind the clock, where the word's 29-bit deadlines read exactly.
-pub const TIME_SPAN_MS: u64 = 1 << 28;
+/// The longest idle gap the generators draw: 2^33 ms (about 99 days, 16 cycles of the word's
+/// 2^29 ms deadline modulus).
+pub const MAX_GAP_MS: u64 = 1 << 33;
+/// The most state changes one [`Op::Run`] makes in the generated cases: 2^17 (two wraps of the
+/// 16-bit generation), a few more at the boundary. Each iteration is two operations, so at most
+/// two changes: the generators draw up to `MAX_RUN / 2 + 2` iterations.
+pub const MAX_RUN: u32 = 1 << 17;
+/// The window tag's half cycle: a window left unwritten for this many generations is where the
+/// tag's "newer modulo 2^16" comparison took current reports for old ones (issue 20, fix 1).
+pub const HALF_GENERATIONS: u64 = GENERATIONS / 2;
 /// Largest backoff exponent.
 pub const MAX_LEVEL: u32 = 7;
 /// Largest `fail_max` and `success_threshold`.
@@ -93,7 +111,11 @@ branches! {
     TrialReArmed => "trial re-armed",
     RejectHalfOpen => "reject half-open",
     HeldAcross64Changes => "permit held across 64 or more changes",
+    HeldAcross65536Changes => "permit held across 65,536 or more changes",
     ReportFromAnEarlierGeneration => "report from an earlier generation",
+    StaleReportCountsAfter65536Changes => "report held across a multiple of 65,536 changes counts",
+    StaleTrialFreesASlotAfter65536Changes => "trial dropped across a multiple of 65,536 changes frees a slot",
+    StaleTrialWithNoSlotToFree => "stale trial counted with no trial slot in flight",
     SuccessResetsFailures => "success resets failures",
     Trip => "trip",
     TripAboveALoweredFailMax => "trip above a lowered fail_max",
@@ -116,7 +138,10 @@ branches! {
     TripForRefused => "trip_for refused",
     TripForWhenOpen => "trip_for when open",
     SettingRefused => "setting refused",
-    ClockReachedTheEndOfItsSpan => "clock reached the end of its span",
+    GapOfACycleOrMore => "idle gap of 2^29 ms or more",
+    DeadlinePassedLongAgo => "deadline passed 2^29 - 24 h ms or more ago",
+    PassedDeadlineInTheLast24HOfACycle => "passed deadline in the last 24 h of a 2^29 ms cycle after it",
+    LongRun => "run of 32,768 or more iterations",
     DeadlineAcrossThe2To29MsWrap => "deadline across the 2^29 ms wrap",
     DeadlineBeyondU64Max => "deadline beyond u64::MAX",
     ClockAtU64Max => "clock at u64::MAX",
@@ -126,6 +151,8 @@ branches! {
     RateTrip => "rate mode: trip",
     RateTripOnSuccess => "rate mode: a success reaching minimum_calls trips",
     RateCloseStartsANewWindow => "rate mode: close() when Closed starts a new window",
+    RateWindowUntouchedForHalfTheTagCycle => "rate mode: counted after 32,768 or more generations without a window write",
+    RateWindowUntouchedForAMultipleOf65536 => "rate mode: counted after a multiple of 65,536 generations without a window write",
 }
 
 /// How often each [`Branch`] ran, indexed by the branch.
@@ -182,8 +209,16 @@ pub enum Op {
     /// that counts as a failure. The unwind starts with `resume_unwind`, which skips the panic
     /// hook, so it is quiet and does not trip libFuzzer's abort-on-panic hook.
     Panic(usize),
-    /// Moves the clock forward (clamped so the clock stays within [`TIME_SPAN_MS`] of its start).
+    /// Moves the clock forward (saturating at `u64::MAX`, as `ManualClock` does).
     Advance(u64),
+    /// Moves the clock to `ms` after the pending deadline, if that is later than now: Open's
+    /// retry deadline, or HalfOpen's lease when every trial slot is claimed (else `ms` after
+    /// now). Lands exactly on the boundaries of the word's 2^29 ms deadline modulus.
+    IdlePast(u64),
+    /// Runs the cycle's operations this many times in a row (a tight loop: the two sides are
+    /// compared after each operation's result and events, and in full at the end of the run),
+    /// so that generations come around the 16-bit wrap within one case.
+    Run(u32, Cycle),
     /// `open()`.
     Open,
     /// `close()`.
@@ -202,6 +237,50 @@ pub enum Op {
     SetResetTimeout(u64),
     /// `set_success_threshold(n)`; 0 and values above 127 are refused.
     SetSuccessThreshold(u32),
+}
+
+/// What one iteration of [`Op::Run`] does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cycle {
+    /// `open()`, `close()`: two changes from Closed (in rate mode as well).
+    OpenClose,
+    /// `trip_for(ms)` (always a change), then a move out of Open: two changes.
+    TripFor(u64, Exit),
+    /// `close()`: in rate mode a Closed breaker starts a new generation (and window) each time,
+    /// one change, no write of the window; in consecutive mode a no-op after the first.
+    Close,
+    /// `allow()` and a failure report of the newest permit: with `reset_timeout(0)` an Open
+    /// breaker flaps Open -> HalfOpen -> Open, two changes with no window write.
+    FailedCall,
+}
+
+/// How [`Cycle::TripFor`] leaves Open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Close,
+    HalfOpen,
+    ForceOpen,
+    Disable,
+}
+
+impl Cycle {
+    /// The operations of one iteration.
+    pub fn ops(self) -> [Op; 2] {
+        match self {
+            Cycle::OpenClose => [Op::Open, Op::Close],
+            Cycle::TripFor(ms, exit) => [
+                Op::TripFor(ms),
+                match exit {
+                    Exit::Close => Op::Close,
+                    Exit::HalfOpen => Op::HalfOpen,
+                    Exit::ForceOpen => Op::ForceOpen,
+                    Exit::Disable => Op::Disable,
+                },
+            ],
+            Cycle::Close => [Op::Close, Op::Close],
+            Cycle::FailedCall => [Op::Allow, Op::Report(0, Outcome::Failure)],
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -255,8 +334,9 @@ pub struct Model {
     pub failures: u32,
     /// HalfOpen: trial successes.
     pub successes: u32,
-    /// HalfOpen: ids of the permits holding a trial slot in the current generation.
-    pub trials: BTreeSet<u64>,
+    /// HalfOpen: trial slots claimed and not yet given back. A count, not a set of owners: a
+    /// stale trial whose generation matches modulo 2^16 gives back a slot it never held.
+    pub in_flight: u32,
     /// Bumped by every state change, every `trip_for` and every trial re-arm. Never wraps.
     pub generation: u64,
     /// Open: when a call may be admitted again (may lie beyond `u64::MAX`).
@@ -293,7 +373,7 @@ impl Model {
             state: State::Closed,
             failures: 0,
             successes: 0,
-            trials: BTreeSet::new(),
+            in_flight: 0,
             generation: 0,
             open_until: 0,
             lease_until: 0,
@@ -332,6 +412,14 @@ impl Model {
     fn record_rate(&mut self, failed: bool) -> Option<u32> {
         let (threshold, window, minimum) = self.rate?;
         if self.window_gen != self.generation {
+            // A new Closed period: its window starts empty, however long the last one was left.
+            let untouched = self.generation - self.window_gen;
+            if untouched >= HALF_GENERATIONS {
+                self.hit(Branch::RateWindowUntouchedForHalfTheTagCycle);
+            }
+            if untouched.is_multiple_of(GENERATIONS) {
+                self.hit(Branch::RateWindowUntouchedForAMultipleOf65536);
+            }
             self.window.clear();
             self.window_gen = self.generation;
         }
@@ -366,7 +454,7 @@ impl Model {
 
     pub fn trial_calls(&self) -> u32 {
         if self.state == State::HalfOpen {
-            self.trials.len() as u32
+            self.in_flight
         } else {
             0
         }
@@ -395,11 +483,22 @@ impl Model {
         }
     }
 
+    /// Whether a report or drop of `p` counts: its generation is the current one modulo 2^16
+    /// (the documented bound of the word's 16-bit `GEN`: a stale report counts only after a
+    /// non-zero multiple of 65,536 changes during its call).
     fn same_generation(&mut self, p: &ModelPermit) -> bool {
-        if self.generation >= p.gen + 64 {
+        let behind = self.generation - p.gen;
+        if behind >= 64 {
             self.hit(Branch::HeldAcross64Changes);
         }
-        p.gen == self.generation
+        if behind >= GENERATIONS {
+            self.hit(Branch::HeldAcross65536Changes);
+        }
+        let same = behind.is_multiple_of(GENERATIONS);
+        if same && behind > 0 {
+            self.hit(Branch::StaleReportCountsAfter65536Changes);
+        }
+        same
     }
 
     fn hit(&mut self, branch: Branch) {
@@ -418,7 +517,7 @@ impl Model {
         self.generation += 1;
         self.failures = 0;
         self.successes = 0;
-        self.trials.clear();
+        self.in_flight = 0;
         if matches!(to, State::Closed | State::ForcedOpen | State::Disabled) {
             self.level = 0;
         }
@@ -508,8 +607,8 @@ impl Model {
                 self.enter(State::HalfOpen);
                 Admission::Admitted(self.claim_trial())
             }
-            State::HalfOpen if (self.trials.len() as u32) < self.half_open_max_calls => {
-                self.hit(if self.trials.is_empty() {
+            State::HalfOpen if self.in_flight < self.half_open_max_calls => {
+                self.hit(if self.in_flight == 0 {
                     Branch::Trial
                 } else {
                     Branch::TrialBesideAnother
@@ -522,7 +621,7 @@ impl Model {
                 // the successes already counted stay.
                 self.hit(Branch::TrialReArmed);
                 self.generation += 1;
-                self.trials.clear();
+                self.in_flight = 0;
                 Admission::Admitted(self.claim_trial())
             }
             State::HalfOpen => {
@@ -557,14 +656,24 @@ impl Model {
 
     fn claim_trial(&mut self) -> ModelPermit {
         let p = self.permit(true);
-        self.trials.insert(p.id);
+        self.in_flight += 1;
         self.lease_until = self.deadline(self.lease_ms);
         p
     }
 
-    /// Frees the trial slot `p` holds (it is of the current generation, so it holds one).
+    /// Gives back a trial slot for a counted report or drop of `p`: one fewer in flight,
+    /// saturating at 0 (a stale permit whose generation matches modulo 2^16 may find none: a
+    /// manual `half_open()` or a re-arm started the count again).
     fn free_slot(&mut self, p: &ModelPermit) {
-        assert!(self.trials.remove(&p.id), "a current permit without a slot");
+        if self.in_flight == 0 {
+            // Only after a stale permit (an alias modulo 2^16) gave back a slot it did not hold.
+            self.hit(Branch::StaleTrialWithNoSlotToFree);
+        } else {
+            if p.gen != self.generation && p.trial {
+                self.hit(Branch::StaleTrialFreesASlotAfter65536Changes);
+            }
+            self.in_flight -= 1;
+        }
     }
 
     pub fn report(&mut self, p: &ModelPermit, outcome: Outcome) -> Recorded {
@@ -698,6 +807,45 @@ impl Model {
         if self.now == u64::MAX {
             self.hit(Branch::ClockAtU64Max);
         }
+        if ms >= TIME_MODULUS_MS {
+            self.hit(Branch::GapOfACycleOrMore);
+        }
+        if let Some(at) = self.pending_deadline() {
+            let now = u128::from(self.now);
+            if now >= at {
+                // Passed, and stays passed: the model's deadlines are exact. Note where a
+                // 29-bit reading of the word would see it (`(until - now) mod 2^29` between 1
+                // and 24 h reads as pending).
+                if now - at >= u128::from(TIME_MODULUS_MS - MAX_PERIOD_MS) {
+                    self.hit(Branch::DeadlinePassedLongAgo);
+                }
+                let ahead = (at as i128 - now as i128).rem_euclid(i128::from(TIME_MODULUS_MS));
+                if (1..=i128::from(MAX_PERIOD_MS)).contains(&ahead) {
+                    self.hit(Branch::PassedDeadlineInTheLast24HOfACycle);
+                }
+            }
+        }
+    }
+
+    /// The deadline that decides the next `allow()`: Open's retry deadline, or HalfOpen's
+    /// lease when every trial slot is claimed; `None` when time decides nothing.
+    pub fn pending_deadline(&self) -> Option<u128> {
+        match self.state {
+            State::Open => Some(self.open_until),
+            State::HalfOpen if self.in_flight >= self.half_open_max_calls => Some(self.lease_until),
+            _ => None,
+        }
+    }
+
+    /// How far [`Op::IdlePast`]`(ms)` moves the clock: to `ms` after the pending deadline if
+    /// that is not earlier than now, else `ms` from now; saturating at `u64::MAX`.
+    pub fn idle_past(&self, ms: u64) -> u64 {
+        let now = u128::from(self.now);
+        let to = match self.pending_deadline() {
+            Some(at) if at + u128::from(ms) >= now => at + u128::from(ms),
+            _ => now + u128::from(ms),
+        };
+        (to.min(u128::from(u64::MAX)) - now) as u64
     }
 
     pub fn open(&mut self) -> bool {
@@ -868,141 +1016,30 @@ pub fn check_from(start_ms: u64, ops: &[Op], config: Config) -> Model {
     };
 
     for (step, op) in ops.iter().enumerate() {
-        let mut op_result = Ok(());
         match *op {
-            Op::Allow => {
-                let want = model.allow();
-                match (breaker.allow(), want) {
-                    (Ok(permit), Admission::Admitted(m)) => {
-                        if permit.is_trial() != m.trial {
-                            op_result = Err(format!(
-                                "allow: is_trial {} but model says {}",
-                                permit.is_trial(),
-                                m.trial
-                            ));
-                        }
-                        held.push(Held { permit, model: m });
-                    }
-                    (
-                        Err(Rejected {
-                            name,
-                            state,
-                            retry_after,
-                        }),
-                        Admission::Rejected {
-                            state: want_state,
-                            retry_after_ms,
-                        },
-                    ) => {
-                        let want_after = retry_after_ms.map(Duration::from_millis);
-                        if name != NAME || state != want_state || retry_after != want_after {
-                            op_result = Err(format!(
-                                "allow: rejected in {state:?} retry {retry_after:?}, model \
-                                 {want_state:?} retry {want_after:?}"
-                            ));
+            Op::Run(n, cycle) => {
+                if u64::from(n) >= HALF_GENERATIONS {
+                    model.hit(Branch::LongRun);
+                }
+                for i in 0..n {
+                    for sub in cycle.ops() {
+                        if let Err(what) = apply(sub, &breaker, &clock, &mut model, &mut held) {
+                            let what = format!("run iteration {i} of {n}, {sub:?}: {what}");
+                            fail(step, &what, &model, &breaker);
                         }
                     }
-                    (got, want) => {
-                        op_result = Err(format!(
-                            "allow: breaker {:?}, model {want:?}",
-                            got.map(|p| p.is_trial())
-                        ));
-                    }
+                }
+                if let Err(what) = compare(&breaker, &model) {
+                    fail(step, &format!("after the run: {what}"), &model, &breaker);
                 }
             }
-            Op::Report(i, outcome) => {
-                if let Some(pos) = pick(held.len(), i) {
-                    let h = held.remove(pos);
-                    let want = model.report(&h.model, outcome);
-                    let got = h.permit.report(outcome);
-                    if got != want {
-                        op_result = Err(format!(
-                            "report {outcome:?} of {:?}: breaker {got:?}, model {want:?}",
-                            h.model
-                        ));
-                    }
-                } else {
-                    model.events.clear();
+            op => {
+                let result = apply(op, &breaker, &clock, &mut model, &mut held)
+                    .and_then(|()| compare(&breaker, &model));
+                if let Err(what) = result {
+                    fail(step, &what, &model, &breaker);
                 }
             }
-            Op::Drop(i) => {
-                if let Some(pos) = pick(held.len(), i) {
-                    let h = held.remove(pos);
-                    model.drop_permit(&h.model);
-                    drop(h.permit);
-                } else {
-                    model.events.clear();
-                }
-            }
-            Op::Panic(i) => {
-                if let Some(pos) = pick(held.len(), i) {
-                    let h = held.remove(pos);
-                    model.panicked(&h.model);
-                    let permit = h.permit;
-                    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        let _permit = permit;
-                        std::panic::resume_unwind(Box::new("the guarded call panicked"));
-                    }));
-                    assert!(unwound.is_err());
-                } else {
-                    model.events.clear();
-                }
-            }
-            Op::Advance(d) => {
-                let limit = start_ms.saturating_add(TIME_SPAN_MS);
-                if d > limit - model.now && limit != u64::MAX {
-                    model.hit(Branch::ClockReachedTheEndOfItsSpan);
-                }
-                let d = d.min(limit - model.now);
-                model.advance(d);
-                clock.advance_ms(d);
-            }
-            Op::Open => op_result = same("open", breaker.open(), model.open()),
-            Op::Close => op_result = same("close", breaker.close(), model.close()),
-            Op::HalfOpen => op_result = same("half_open", breaker.half_open(), model.half_open()),
-            Op::ForceOpen => {
-                op_result = same("force_open", breaker.force_open(), model.force_open())
-            }
-            Op::Disable => op_result = same("disable", breaker.disable(), model.disable()),
-            Op::TripFor(d) => {
-                op_result = same(
-                    "trip_for",
-                    breaker.trip_for(Duration::from_millis(d)).is_ok(),
-                    model.trip_for(d),
-                )
-            }
-            Op::SetFailMax(n) => {
-                op_result = same(
-                    "set_fail_max",
-                    breaker.set_fail_max(n).is_ok(),
-                    model.set_fail_max(n),
-                )
-            }
-            Op::SetSuccessThreshold(n) => {
-                op_result = same(
-                    "set_success_threshold",
-                    breaker.set_success_threshold(n).is_ok(),
-                    model.set_success_threshold(n),
-                )
-            }
-            Op::SetResetTimeout(d) => {
-                op_result = same(
-                    "set_reset_timeout",
-                    breaker.set_reset_timeout(Duration::from_millis(d)).is_ok(),
-                    model.set_reset_timeout(d),
-                )
-            }
-        }
-        if let Err(what) = op_result {
-            fail(step, &what, &model, &breaker);
-        }
-        let events = take_events();
-        if events != model.events {
-            let what = format!("events {events:?}, model {:?}", model.events);
-            fail(step, &what, &model, &breaker);
-        }
-        if let Err(what) = compare(&breaker, &model) {
-            fail(step, &what, &model, &breaker);
         }
     }
 
@@ -1022,6 +1059,147 @@ pub fn check_from(start_ms: u64, ops: &[Op], config: Config) -> Model {
     let events = take_events();
     assert!(events.is_empty(), "dropping permits fired {events:?}");
     model
+}
+
+/// Applies one operation (not a [`Op::Run`]) to the breaker and the model, and checks its
+/// result and the events it fired.
+fn apply<'a>(
+    op: Op,
+    breaker: &'a CircuitBreaker<&'a ManualClock>,
+    clock: &ManualClock,
+    model: &mut Model,
+    held: &mut Vec<Held<'a>>,
+) -> Result<(), String> {
+    let mut op_result = Ok(());
+    match op {
+        Op::Allow => {
+            let want = model.allow();
+            match (breaker.allow(), want) {
+                (Ok(permit), Admission::Admitted(m)) => {
+                    if permit.is_trial() != m.trial {
+                        op_result = Err(format!(
+                            "allow: is_trial {} but model says {}",
+                            permit.is_trial(),
+                            m.trial
+                        ));
+                    }
+                    held.push(Held { permit, model: m });
+                }
+                (
+                    Err(Rejected {
+                        name,
+                        state,
+                        retry_after,
+                    }),
+                    Admission::Rejected {
+                        state: want_state,
+                        retry_after_ms,
+                    },
+                ) => {
+                    let want_after = retry_after_ms.map(Duration::from_millis);
+                    if name != NAME || state != want_state || retry_after != want_after {
+                        op_result = Err(format!(
+                            "allow: rejected in {state:?} retry {retry_after:?}, model \
+                             {want_state:?} retry {want_after:?}"
+                        ));
+                    }
+                }
+                (got, want) => {
+                    op_result = Err(format!(
+                        "allow: breaker {:?}, model {want:?}",
+                        got.map(|p| p.is_trial())
+                    ));
+                }
+            }
+        }
+        Op::Report(i, outcome) => {
+            if let Some(pos) = pick(held.len(), i) {
+                let h = held.remove(pos);
+                let want = model.report(&h.model, outcome);
+                let got = h.permit.report(outcome);
+                if got != want {
+                    op_result = Err(format!(
+                        "report {outcome:?} of {:?}: breaker {got:?}, model {want:?}",
+                        h.model
+                    ));
+                }
+            } else {
+                model.events.clear();
+            }
+        }
+        Op::Drop(i) => {
+            if let Some(pos) = pick(held.len(), i) {
+                let h = held.remove(pos);
+                model.drop_permit(&h.model);
+                drop(h.permit);
+            } else {
+                model.events.clear();
+            }
+        }
+        Op::Panic(i) => {
+            if let Some(pos) = pick(held.len(), i) {
+                let h = held.remove(pos);
+                model.panicked(&h.model);
+                let permit = h.permit;
+                let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let _permit = permit;
+                    std::panic::resume_unwind(Box::new("the guarded call panicked"));
+                }));
+                assert!(unwound.is_err());
+            } else {
+                model.events.clear();
+            }
+        }
+        Op::Advance(d) => {
+            model.advance(d);
+            clock.advance_ms(d);
+        }
+        Op::IdlePast(ms) => {
+            let d = model.idle_past(ms);
+            model.advance(d);
+            clock.advance_ms(d);
+        }
+        Op::Run(..) => unreachable!("check_from runs the cycle's operations one by one"),
+        Op::Open => op_result = same("open", breaker.open(), model.open()),
+        Op::Close => op_result = same("close", breaker.close(), model.close()),
+        Op::HalfOpen => op_result = same("half_open", breaker.half_open(), model.half_open()),
+        Op::ForceOpen => op_result = same("force_open", breaker.force_open(), model.force_open()),
+        Op::Disable => op_result = same("disable", breaker.disable(), model.disable()),
+        Op::TripFor(d) => {
+            op_result = same(
+                "trip_for",
+                breaker.trip_for(Duration::from_millis(d)).is_ok(),
+                model.trip_for(d),
+            )
+        }
+        Op::SetFailMax(n) => {
+            op_result = same(
+                "set_fail_max",
+                breaker.set_fail_max(n).is_ok(),
+                model.set_fail_max(n),
+            )
+        }
+        Op::SetSuccessThreshold(n) => {
+            op_result = same(
+                "set_success_threshold",
+                breaker.set_success_threshold(n).is_ok(),
+                model.set_success_threshold(n),
+            )
+        }
+        Op::SetResetTimeout(d) => {
+            op_result = same(
+                "set_reset_timeout",
+                breaker.set_reset_timeout(Duration::from_millis(d)).is_ok(),
+                model.set_reset_timeout(d),
+            )
+        }
+    }
+    op_result?;
+    let events = take_events();
+    if events != model.events {
+        return Err(format!("events {events:?}, model {:?}", model.events));
+    }
+    Ok(())
 }
 
 /// Position in `held` for an index counting from the newest; `None` when nothing is held.
@@ -1234,6 +1412,7 @@ pub fn from_bytes(data: &[u8]) -> (u64, Config, Vec<Op>) {
     }
 
     let mut ops = Vec::new();
+    let mut long_run_left = true;
     while !b.data.is_empty() {
         let code = b.byte();
         let op = match code % 24 {
@@ -1262,6 +1441,39 @@ pub fn from_bytes(data: &[u8]) -> (u64, Config, Vec<Op>) {
                     ops.extend([Op::TripFor(u64::from(b.byte() % 8)), out]);
                 }
                 continue;
+            }
+            // Issue 20: idle gaps up to 2^33 ms, on the deadline modulus' boundaries or anywhere.
+            20 if code / 24 == 4 => {
+                let x = b.byte();
+                let cycles = 1 + u64::from(x >> 4); // 1 to 16 cycles of 2^29 ms: up to 2^33
+                let off = i64::from(b.u16() as i16);
+                match x % 4 {
+                    // Around `cycles` cycles after the pending deadline.
+                    0 => Op::IdlePast((cycles * TIME_MODULUS_MS).saturating_add_signed(off)),
+                    // Around the start of the last 24 h of that cycle.
+                    1 => Op::IdlePast(
+                        (cycles * TIME_MODULUS_MS - MAX_PERIOD_MS).saturating_add_signed(off),
+                    ),
+                    2 => Op::Advance(1 << (16 + (x >> 2) % 18)), // 2^16 to 2^33 ms
+                    _ => Op::Advance((u64::from(b.u16()) << 17) | u64::from(b.u16())),
+                }
+            }
+            // Issue 20: a run of up to 2^17 state changes (one per case; later ones are short).
+            20 if code / 24 == 5 => {
+                let (x, y) = (b.byte(), b.byte());
+                let exit = [Exit::Close, Exit::HalfOpen, Exit::ForceOpen, Exit::Disable];
+                let cycle = match y % 4 {
+                    0 => Cycle::OpenClose,
+                    1 => Cycle::TripFor(u64::from(y / 4 % 4), exit[usize::from(y / 16 % 4)]),
+                    2 => Cycle::Close,
+                    _ => Cycle::FailedCall,
+                };
+                // k * 2^13 iterations (two ops each: k * 2^14 changes), give or take 2.
+                let k = 1 + u32::from(x % 8);
+                let n = ((k << 13) + u32::from(x / 8 % 5)) - 2;
+                let n = if long_run_left { n } else { n % 64 };
+                long_run_left &= n < 64;
+                Op::Run(n, cycle)
             }
             20 => [Op::ForceOpen, Op::Disable][usize::from(code / 24) % 2],
             21 => Op::SetFailMax(u32::from(b.byte() % 130)),
