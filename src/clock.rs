@@ -21,7 +21,12 @@ pub use with_std::{InstantClock, StdClock};
 ///   wrapping arithmetic, so a clock that saturates at `u64::MAX` (as [`ManualClock`] and
 ///   `StdClock` do) simply stops time there.
 /// - **Never fails**: a clock that can fail must decide what to return (for example the last
-///   good reading) rather than panic.
+///   good reading) rather than panic. If it panics anyway, the breaker is left consistent: the
+///   clock is read before any write, so the operation that read it writes nothing (an
+///   admission is refused by the panic, a tripping report is lost), with two consequences a
+///   caller sees: a trial whose failing report panics keeps its trial slot until the trial
+///   lease passes (its permit was already consumed), and in failure-rate mode the failure
+///   stays in the window and the trip waits for the next failure report (`tests/panics.rs`).
 /// - **Resolution**: 1 ms or finer for exact periods; a coarser clock (such as `StdClock` on
 ///   Linux, which moves once per kernel tick) makes every period that coarse, early or late by
 ///   up to one tick.
