@@ -902,13 +902,10 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
             }
             RateOp::FailCounter => {
                 // State and count are in the low 32 bits; the generation comes whole.
-                let w = Word(u64::from(x));
-                let n = match w.state() {
-                    State::Closed => self.window.load().failures_in(gen),
-                    State::Open => w.count(),
-                    _ => 0,
-                };
-                (Recorded::Counted, n)
+                (
+                    Recorded::Counted,
+                    self.rate_failures(Word(u64::from(x)), gen),
+                )
             }
         }
     }
@@ -939,19 +936,17 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
             // What `fail_counter` reads after this report: the failures that trip the breaker
             // (its count once Open), the window's failures, or, for a dropped report, whatever
             // the breaker reads now.
-            let failures = || match verdict {
+            let failures = match verdict {
                 Verdict::Trip { failures } => failures,
                 Verdict::Counted => self.window.load().failures_in(gen),
-                Verdict::Dropped => self.fail_counter(),
+                Verdict::Dropped => {
+                    let w = self.load();
+                    self.rate_failures(w, w.generation())
+                }
             };
             let kind = match outcome {
-                Outcome::Success => EventKind::Success {
-                    failures: failures(),
-                },
-                Outcome::Failure => EventKind::Failure {
-                    failures: failures(),
-                    error,
-                },
+                Outcome::Success => EventKind::Success { failures },
+                Outcome::Failure => EventKind::Failure { failures, error },
                 Outcome::Ignored => EventKind::Ignored { error },
             };
             self.dispatch(kind, observed);
@@ -969,6 +964,16 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
                     _ => Recorded::Counted,
                 }
             }
+        }
+    }
+
+    /// Rate mode's `fail_counter` as of the word `w` (whose generation is `gen`): the window's
+    /// failures while Closed, the failures that tripped it while Open, else 0.
+    fn rate_failures(&self, w: Word, gen: u16) -> u32 {
+        match w.state() {
+            State::Closed => self.window.load().failures_in(gen),
+            State::Open => w.count(),
+            _ => 0,
         }
     }
 
