@@ -33,7 +33,15 @@
 //! only ever stores null or a valid `fn` pointer, so a garbage pointer cannot be read; what the
 //! checks pin down is that a dispatch pairs a slot's pointer with its sequence number (never
 //! calls one listener twice, or two listeners from one slot), that a listener added before its
-//! own thread's next event always gets it, and that add order is call order.
+//! own thread's next event always gets it, and that add order is call order. The
+//! `CALL_EVENTS` checks race adds and removes (and a call) against the bit's re-check loop:
+//! once they stop, the bit says whether some listener wants per-call events, and a listener
+//! that got a call's `BeforeCall` gets its outcome unless it was removed meanwhile.
+//!
+//! The `ARMED_AT` checks race a write of a deadline with a reader at the same clock reading on a
+//! breaker whose `ARMED_AT` is two days old: they fail if the `fetch_max` comes after the CAS,
+//! or if the word is loaded `Relaxed`, since the reader then pairs the new deadline with the old
+//! `ARMED_AT` and takes it as long passed.
 //!
 //! # Counting events inside loom
 //! Listeners are `fn` pointers, so they record into `static`s. loom runs an iteration's threads
@@ -1614,13 +1622,29 @@ fn call_events_bit_add_races_state_only_remove_and_call() {
 /// The call's `BeforeCall` goes to 1, to 2, to both or to neither; 2 (never removed) gets its
 /// `Success` whenever it got its `BeforeCall`, and 1 may miss it only because it was removed.
 /// Afterwards 2, and only 2, hears calls.
+///
+/// With the three-thread bound of 3 preemptions this model is 1.2 million interleavings (about
+/// 60 s on one core); it runs with at most 2 (110 thousand, about 9 s). The bit's race needs
+/// one: the remover preempted between reading the count and its AND-NOT, while the add
+/// finishes (its count, its OR, its re-check); that leaves one for the call to land inside the
+/// race (admitted on the quiet path while the bit is wrongly clear, or dispatching its
+/// `BeforeCall` between the add's publication and its OR). With 2, the check fails if the
+/// re-check loop is taken out, or if the count and the bit are written and read `Relaxed`.
 #[test]
 fn call_events_bit_add_all_races_remove_and_call() {
     const K: usize = 33;
-    model::<K>("call_events_bit_add_all_races_remove_and_call", 3, || {
+    let name = "call_events_bit_add_all_races_remove_and_call";
+    model_bounded::<K>(name, 3, Some(Some(2)), || {
         begin_iteration::<K>();
         let b = listener_breaker::<2>();
+        // Listener 1 in the second slot, the first one free: the add claims it at once (a
+        // failed claim of 1's slot would only add interleavings that test the table, not the
+        // bit: `listener_remove_add_dispatch_three_threads` has those).
+        let placeholder = b
+            .add_listener_for(Interest::STATE_CHANGES, record::<K, 4>)
+            .unwrap();
         let id1 = b.add_listener_for(Interest::CALLS, record::<K, 1>).unwrap();
+        assert!(b.remove_listener(placeholder));
         assert!(b.call_events_bit());
         let t0 = thread::spawn(move || {
             b.add_listener_for(Interest::ALL, record::<K, 2>).unwrap();
