@@ -33,7 +33,15 @@
 //! only ever stores null or a valid `fn` pointer, so a garbage pointer cannot be read; what the
 //! checks pin down is that a dispatch pairs a slot's pointer with its sequence number (never
 //! calls one listener twice, or two listeners from one slot), that a listener added before its
-//! own thread's next event always gets it, and that add order is call order.
+//! own thread's next event always gets it, and that add order is call order. The
+//! `CALL_EVENTS` checks race adds and removes (and a call) against the bit's re-check loop:
+//! once they stop, the bit says whether some listener wants per-call events, and a listener
+//! that got a call's `BeforeCall` gets its outcome unless it was removed meanwhile.
+//!
+//! The `ARMED_AT` checks race a write of a deadline with a reader at the same clock reading on a
+//! breaker whose `ARMED_AT` is two days old: they fail if the `fetch_max` comes after the CAS,
+//! or if the word is loaded `Relaxed`, since the reader then pairs the new deadline with the old
+//! `ARMED_AT` and takes it as long passed.
 //!
 //! # Counting events inside loom
 //! Listeners are `fn` pointers, so they record into `static`s. loom runs an iteration's threads
@@ -70,7 +78,7 @@ use crate::{
 
 /// One entry per test. Each test passes its own index `K` (tests run in parallel, so two tests
 /// sharing an index would mix their logs).
-const TESTS: usize = 32;
+const TESTS: usize = 40;
 
 /// Events seen by listeners, as (listener, event), per test.
 static LOGS: [Mutex<Vec<(u8, EventRecord)>>; TESTS] = [const { Mutex::new(Vec::new()) }; TESTS];
@@ -1401,7 +1409,7 @@ fn call_events_settled<const K: usize, const L: usize>(
     let before = log::<K>().len();
     assert!(b.call(|| Ok::<_, ()>(())).is_ok());
     let after = log::<K>()[before..].to_vec();
-    for who in [1, 2] {
+    for who in [1, 2, 3] {
         let want: Vec<EventKind> = if wanting.contains(&who) {
             vec![EventKind::BeforeCall, EventKind::Success { failures: 0 }]
         } else {
@@ -1555,6 +1563,270 @@ fn manual_trip_for_races_trial_call() {
             Obs::Admitted { trial } => assert!(trial),
             o => panic!("{o:?}"),
         }
+    });
+}
+
+/// What listener `who` heard of one call made while listeners were added and removed: nothing,
+/// its `BeforeCall` then its `Success`, or (only if it was removed during the race) its
+/// `BeforeCall` alone. Never an outcome without its `BeforeCall`, nor anything twice.
+fn heard_call_whole(during: &[(u8, EventRecord)], who: u8, removed: bool) {
+    let (before, success) = (EventKind::BeforeCall, EventKind::Success);
+    let got = received(during, who);
+    assert!(
+        got.is_empty() || got == [before, success] || (removed && got == [before]),
+        "listener {who} (removed: {removed}): {during:?}"
+    );
+}
+
+/// Thread 0 adds a per-call listener (1) while thread 1 removes a state-change-only one (3),
+/// and thread 2 makes a closed call (`allow` then `success`). The removal runs the mirroring
+/// loop too, and finds no per-call listener unless the add's count is already up: its AND-NOT
+/// may land after the add's OR, and only its re-check of the count (or the add's own) puts the
+/// bit back. Whatever the interleaving, the bit ends set; the call's `BeforeCall` reaches 1 only
+/// with its `Success` (1 is never removed), and 3 hears nothing of it; afterwards 1, and only 1,
+/// hears calls.
+#[test]
+fn call_events_bit_add_races_state_only_remove_and_call() {
+    const K: usize = 32;
+    model::<K>(
+        "call_events_bit_add_races_state_only_remove_and_call",
+        3,
+        || {
+            begin_iteration::<K>();
+            let b = listener_breaker::<2>();
+            let id3 = b
+                .add_listener_for(Interest::STATE_CHANGES, record::<K, 3>)
+                .unwrap();
+            assert!(!b.call_events_bit());
+            let t0 = thread::spawn(move || {
+                b.add_listener_for(Interest::CALLS, record::<K, 1>).unwrap();
+            });
+            let t1 = thread::spawn(move || assert!(b.remove_listener(id3)));
+            let t2 = thread::spawn(move || {
+                assert_eq!(b.allow().unwrap().success(), Recorded::Counted);
+            });
+            t0.join().unwrap();
+            t1.join().unwrap();
+            t2.join().unwrap();
+            let during = log::<K>();
+            heard_call_whole(&during, 1, false);
+            assert!(received(&during, 3).is_empty(), "{during:?}");
+            assert_eq!(b.listener_count(), 1);
+            call_events_settled::<K, 2>(b, &[1]);
+        },
+    );
+}
+
+/// Thread 0 adds a listener that wants everything (2, `Interest::ALL`) while thread 1 removes
+/// the only per-call listener (1) and thread 2 makes a closed call. The removal's AND-NOT may
+/// land after the add's OR; a loop's re-check of the count repairs it, so the bit ends set.
+/// The call's `BeforeCall` goes to 1, to 2, to both or to neither; 2 (never removed) gets its
+/// `Success` whenever it got its `BeforeCall`, and 1 may miss it only because it was removed.
+/// Afterwards 2, and only 2, hears calls.
+///
+/// With the three-thread bound of 3 preemptions this model is 1.2 million interleavings (about
+/// 60 s on one core); it runs with at most 2 (110 thousand, about 9 s). The bit's race needs
+/// one: the remover preempted between reading the count and its AND-NOT, while the add
+/// finishes (its count, its OR, its re-check); that leaves one for the call to land inside the
+/// race (admitted on the quiet path while the bit is wrongly clear, or dispatching its
+/// `BeforeCall` between the add's publication and its OR). With 2, the check fails if the
+/// re-check loop is taken out, or if the count and the bit are written and read `Relaxed`.
+#[test]
+fn call_events_bit_add_all_races_remove_and_call() {
+    const K: usize = 33;
+    let name = "call_events_bit_add_all_races_remove_and_call";
+    model_bounded::<K>(name, 3, Some(Some(2)), || {
+        begin_iteration::<K>();
+        let b = listener_breaker::<2>();
+        // Listener 1 in the second slot, the first one free: the add claims it at once (a
+        // failed claim of 1's slot would only add interleavings that test the table, not the
+        // bit: `listener_remove_add_dispatch_three_threads` has those).
+        let placeholder = b
+            .add_listener_for(Interest::STATE_CHANGES, record::<K, 4>)
+            .unwrap();
+        let id1 = b.add_listener_for(Interest::CALLS, record::<K, 1>).unwrap();
+        assert!(b.remove_listener(placeholder));
+        assert!(b.call_events_bit());
+        let t0 = thread::spawn(move || {
+            b.add_listener_for(Interest::ALL, record::<K, 2>).unwrap();
+        });
+        let t1 = thread::spawn(move || assert!(b.remove_listener(id1)));
+        let t2 = thread::spawn(move || {
+            assert_eq!(b.allow().unwrap().success(), Recorded::Counted);
+        });
+        t0.join().unwrap();
+        t1.join().unwrap();
+        t2.join().unwrap();
+        let during = log::<K>();
+        heard_call_whole(&during, 1, true);
+        heard_call_whole(&during, 2, false);
+        assert_eq!(b.listener_count(), 1);
+        call_events_settled::<K, 2>(b, &[2]);
+    });
+}
+
+// ------------------------------------------------------------------------------ ARMED_AT
+
+/// The clock reading of the race in the `ARMED_AT` checks: two days after the breaker's last
+/// deadline was set (at 1,000 ms), so an `ARMED_AT` still at that old reading makes every
+/// deadline read as passed.
+const LONG_AFTER: u64 = 1_000 + 2 * crate::word::MAX_PERIOD_MS;
+
+/// A consecutive-mode breaker (`fail_max` 1, 1 s open period, one trial, 60 s lease) whose
+/// `ARMED_AT` is old: tripped at 0 ms, its trial admitted and closing it at 1,000 ms, then
+/// left Closed until [`LONG_AFTER`].
+fn long_idle_breaker() -> &'static Breaker {
+    let b: &'static Breaker = Box::leak(Box::new(CircuitBreaker::new(
+        "loom-armed",
+        CFG.config(),
+        ManualClock::new(),
+    )));
+    assert_eq!(b.allow().unwrap().failure(), Recorded::Tripped);
+    b.clock().advance_ms(1_000);
+    let trial = b.allow().unwrap();
+    assert!(trial.is_trial());
+    assert_eq!(trial.success(), Recorded::Closed);
+    assert_eq!(b.state(), State::Closed);
+    b.clock().advance_ms(LONG_AFTER - 1_000);
+    b
+}
+
+/// How the writer of an `ARMED_AT` check sets its deadline, at [`LONG_AFTER`].
+#[derive(Clone, Copy, Debug)]
+enum Arm {
+    /// A closed call's failure (`fail_max` 1): the trip's deadline is 1 s ahead.
+    Trip,
+    /// `open()`: 1 s ahead.
+    Open,
+    /// `trip_for(5 s)`.
+    TripFor,
+}
+
+impl Arm {
+    fn ms(self) -> u64 {
+        match self {
+            Arm::Trip | Arm::Open => 1_000,
+            Arm::TripFor => 5_000,
+        }
+    }
+}
+
+/// One thread opens a long-idle breaker (its `ARMED_AT` two days old) at [`LONG_AFTER`]; the
+/// other, with the clock at the same reading, calls `allow()` and then `retry_after()`. The
+/// writer raises `ARMED_AT` (`Relaxed` `fetch_max`) before its `AcqRel` CAS, and the reader
+/// loads the word (`Acquire`) before `ARMED_AT`, so a reader that sees the Open word sees the
+/// new `ARMED_AT` too and reads the deadline as pending, with its whole period left. Were
+/// either ordering broken, the reader could pair the new word with the old `ARMED_AT`, take
+/// the deadline as two days past, and be admitted as a trial (or told to retry in 0 ms) the
+/// instant the breaker opened.
+fn armed_at_check<const K: usize>(name: &str, arm: Arm) {
+    model::<K>(name, 2, move || {
+        begin_iteration::<K>();
+        let b = long_idle_breaker();
+        let ms = arm.ms();
+        let permit = b.allow().unwrap();
+        let t0 = thread::spawn(move || match arm {
+            Arm::Trip => assert_eq!(permit.failure(), Recorded::Tripped),
+            Arm::Open => {
+                drop(permit);
+                assert!(b.open());
+            }
+            Arm::TripFor => {
+                drop(permit);
+                b.trip_for(core::time::Duration::from_millis(ms)).unwrap();
+            }
+        });
+        let t1 = thread::spawn(move || {
+            let allowed = match b.allow() {
+                Ok(p) => {
+                    // Only on the closed path, before the writer's CAS.
+                    assert!(
+                        !p.is_trial(),
+                        "a trial admitted the instant the breaker opened"
+                    );
+                    None
+                }
+                Err(r) => Some((r.state, r.retry_after)),
+            };
+            (allowed, b.retry_after())
+        });
+        t0.join().unwrap();
+        let (allowed, retry) = t1.join().unwrap();
+        let full = Some(core::time::Duration::from_millis(ms));
+        if let Some(rejected) = allowed {
+            assert_eq!(
+                rejected,
+                (State::Open, full),
+                "allow() at the deadline's setting"
+            );
+        }
+        // Closed (before the writer's CAS), else Open with the whole period left.
+        assert!(
+            retry.is_none() || retry == full,
+            "retry_after() = {retry:?}"
+        );
+        assert!(
+            allowed.is_none() || retry.is_some(),
+            "Open, then Closed again"
+        );
+        assert_eq!(b.state(), State::Open);
+        assert_eq!(b.retry_after(), full);
+    });
+}
+
+/// [`armed_at_check`] with a trip: a closed call's failure.
+#[test]
+fn armed_at_trip_races_allow() {
+    armed_at_check::<34>("armed_at_trip_races_allow", Arm::Trip);
+}
+
+/// [`armed_at_check`] with `open()`.
+#[test]
+fn armed_at_open_races_allow() {
+    armed_at_check::<35>("armed_at_open_races_allow", Arm::Open);
+}
+
+/// [`armed_at_check`] with `trip_for(5 s)`.
+#[test]
+fn armed_at_trip_for_races_allow() {
+    armed_at_check::<36>("armed_at_trip_for_races_allow", Arm::TripFor);
+}
+
+/// A trial's lease deadline, raced: a breaker tripped at 0 ms and left Open for two days (its
+/// deadline long passed, `ARMED_AT` two days old) gets two calls at once with one trial slot.
+/// The first to CAS moves it to HalfOpen with a 60 s lease, raising `ARMED_AT` first; the other
+/// either loses that CAS (and re-reads the word) or loads the HalfOpen word afresh. Either way
+/// it finds the slot taken and the lease pending, and must see the new `ARMED_AT` with that
+/// word: with the old one it would take the lease as two days past and re-arm, a second trial
+/// while the first is still running.
+#[test]
+fn armed_at_lease_races_second_trial() {
+    const K: usize = 37;
+    model::<K>("armed_at_lease_races_second_trial", 2, || {
+        begin_iteration::<K>();
+        let b: &'static Breaker = Box::leak(Box::new(CircuitBreaker::new(
+            "loom-armed",
+            CFG.config(),
+            ManualClock::new(),
+        )));
+        assert_eq!(b.allow().unwrap().failure(), Recorded::Tripped);
+        b.clock().advance_ms(LONG_AFTER);
+        let call = move || match b.allow() {
+            Ok(p) => {
+                assert!(p.is_trial());
+                core::mem::forget(p);
+                None
+            }
+            Err(r) => Some((r.state, r.retry_after)),
+        };
+        let t0 = thread::spawn(call);
+        let t1 = thread::spawn(call);
+        let r = [t0.join().unwrap(), t1.join().unwrap()];
+        let lease = Some(core::time::Duration::from_millis(CFG.lease_ms));
+        let admitted = r.iter().filter(|r| r.is_none()).count();
+        assert_eq!(admitted, 1, "{r:?}");
+        assert!(r.contains(&Some((State::HalfOpen, lease))), "{r:?}");
+        assert_eq!(b.state(), State::HalfOpen);
     });
 }
 
