@@ -112,7 +112,6 @@ fn main() {
     assert_eq!(breaker.state(), State::Open);
     assert_eq!(calls, 3, "the fourth call was rejected");
     shutdown(&breaker, &path);
-    drop(breaker);
 
     std::thread::sleep(Duration::from_millis(50));
 

@@ -359,7 +359,9 @@ fn restore_in_failure_rate_mode_leaves_the_window_alone_when_closed() {
 
 // ------------------------------------------------------------------ the event
 
-static EVENTS: Mutex<Vec<(State, State, u32, Option<Duration>)>> = Mutex::new(Vec::new());
+/// `(from, to, failures, retry_after)` of each state change.
+type Change = (State, State, u32, Option<Duration>);
+static EVENTS: Mutex<Vec<Change>> = Mutex::new(Vec::new());
 fn record(e: &Event) {
     if let EventKind::StateChange {
         from,
@@ -383,7 +385,10 @@ fn a_restore_that_changes_the_state_fires_the_state_change_event() {
         SavedState::new(State::Open, 3, 0, Duration::from_secs(9)).unwrap(),
         None
     ));
-    assert!(b.restore(SavedState::CLOSED, None) == false);
+    assert!(
+        !b.restore(SavedState::CLOSED, None),
+        "Open since the first restore: kept"
+    );
     assert_eq!(
         *EVENTS.lock().unwrap(),
         vec![(State::Closed, State::Open, 3, Some(Duration::from_secs(9)))]
