@@ -69,13 +69,13 @@ mod serde;
 /// use core::time::Duration;
 ///
 /// let clock = ManualClock::new();
-/// let b = CircuitBreaker::new("modem", Config::new().fail_max(1), &clock);
+/// let b: CircuitBreaker<_> = CircuitBreaker::new("modem", Config::new().fail_max(1), &clock);
 /// let _ = b.call(|| Err::<(), _>("brown-out"));
 /// let bytes = b.saved_state().to_bytes(); // to no-init RAM, flash or a file
 ///
 /// // After the reset: a new breaker, a clock that starts again anywhere.
 /// let clock = ManualClock::starting_at(5);
-/// let b = CircuitBreaker::new("modem", Config::new().fail_max(1), &clock);
+/// let b: CircuitBreaker<_> = CircuitBreaker::new("modem", Config::new().fail_max(1), &clock);
 /// if let Ok(saved) = SavedState::from_bytes(&bytes) {
 ///     b.restore(saved, None);
 /// }
