@@ -693,3 +693,41 @@ fn every_fuzz_seed_decodes_as_its_name_says() {
     }
     assert!(seen >= 8, "{seen} seeds");
 }
+
+#[cfg(feature = "serde")]
+#[test]
+fn serde_round_trips_and_checks_every_field() {
+    let s = SavedState::new(State::Open, 3, 1, Duration::from_millis(29_950)).unwrap();
+    let json = serde_json::to_string(&s).unwrap();
+    assert_eq!(
+        json,
+        r#"{"state":"Open","count":3,"backoff_level":1,"remaining_ms":29950}"#
+    );
+    assert_eq!(serde_json::from_str::<SavedState>(&json).unwrap(), s);
+    let err = |j: &str| {
+        serde_json::from_str::<SavedState>(j)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(
+        err(r#"{"state":"Open","count":128,"backoff_level":1,"remaining_ms":0}"#)
+            .starts_with("saved count must be at most 127 (got 128)")
+    );
+    assert!(
+        err(r#"{"state":"Closed","count":0,"backoff_level":0,"remaining_ms":5}"#)
+            .starts_with("saved breaker state sets a field that closed does not keep")
+    );
+    assert!(
+        err(r#"{"state":"Shut","count":0,"backoff_level":0,"remaining_ms":0}"#)
+            .starts_with("unknown variant `Shut`")
+    );
+    assert!(err(r#"{"state":"Open","count":0,"backoff_level":0}"#)
+        .starts_with("missing field `remaining_ms`"));
+    assert!(
+        err(r#"{"state":"Open","count":0,"count":0,"backoff_level":0,"remaining_ms":0}"#)
+            .starts_with("duplicate field `count`")
+    );
+    assert!(
+        err(r#"{"state":"Open","count":-1,"backoff_level":0,"remaining_ms":0}"#).contains("-1")
+    );
+}
