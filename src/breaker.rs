@@ -1185,6 +1185,54 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     }
 }
 
+// ---------------------------------------------------------------- saved state
+
+/// What `saved.rs` ([`SavedState`](crate::SavedState), `restore`) needs of the private fields:
+/// kept apart from the operations above, which it does not touch.
+impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
+    /// One load of the state word and, in Open and HalfOpen, the time left on its deadline as
+    /// [`retry_after`](Self::retry_after) reads it (0 once passed, or in the other states).
+    pub(crate) fn word_and_time_left(&self) -> (Word, u64) {
+        let w = self.load();
+        let left = match w.state() {
+            State::Open | State::HalfOpen => {
+                let now = self.clock.now_ms();
+                w.deadline_left(now, |now| self.armed_long_ago(now))
+                    .unwrap_or(0)
+            }
+            _ => 0,
+        };
+        (w, left)
+    }
+
+    /// Whether the breaker is in failure-rate mode.
+    pub(crate) fn is_rate_mode(&self) -> bool {
+        self.rate.is_some()
+    }
+
+    /// A management move by any pure step, as [`manage`](Self::manage) makes one by an `Op`:
+    /// the CAS, the state-change event, and in rate mode the emptied window when it leaves a
+    /// Closed period. Returns the word the step was decided on.
+    pub(crate) fn manage_with(&self, t: impl Transition) -> Word {
+        let (old, step, now) = self.apply_with(t);
+        self.after_change(old, &step, now);
+        // Through the hook, as in `manage`, so consecutive mode links no window code.
+        if let (Some((_, hook)), Some(new)) = (self.rate, step.next) {
+            if old.state() == State::Closed && new.generation() != old.generation() {
+                hook(
+                    self,
+                    RateOp::Leave,
+                    new.generation(),
+                    Outcome::Ignored,
+                    0,
+                    None,
+                );
+            }
+        }
+        old
+    }
+}
+
 /// What `allow`'s slow path decided, packed into one `u64` so that it comes back in a
 /// register (a `Result` of two small structs came back through memory):
 ///

@@ -82,6 +82,7 @@ mod machine;
 mod owned_permit;
 mod permit;
 mod rate;
+mod saved;
 mod snapshot;
 mod state;
 mod sync;
@@ -141,6 +142,7 @@ pub use event::{Event, EventKind, EventRecord, Interest, Listener};
 pub use listeners::{ListenerId, ListenerTableFull, MAX_LISTENERS};
 pub use owned_permit::{BreakerHandle, OwnedPermit};
 pub use permit::{Permit, Recorded};
+pub use saved::{RestoreError, SavedState};
 pub use snapshot::Snapshot;
 pub use state::{Outcome, State};
 

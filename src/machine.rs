@@ -370,7 +370,7 @@ fn manual(w: Word, to: State, env: &impl Env) -> Step {
 }
 
 /// `w` moved to state `to` with a new generation and every other field zero.
-fn reset(w: Word, to: State) -> Word {
+pub(crate) fn reset(w: Word, to: State) -> Word {
     Word::INITIAL
         .with_state(to)
         .with_generation_of(w.next_generation())

@@ -96,7 +96,11 @@ impl futures_core::Stream for Items {
             return Poll::Ready(None);
         }
         self.n -= 1;
-        Poll::Ready(Some(if self.n.is_multiple_of(2) { Ok(self.n) } else { Err(self.n) }))
+        Poll::Ready(Some(if self.n.is_multiple_of(2) {
+            Ok(self.n)
+        } else {
+            Err(self.n)
+        }))
     }
 }
 
@@ -140,7 +144,11 @@ fn exercise_guards<C: Clock, const L: usize>(b: &CircuitBreaker<C, L>, rng: &mut
     use futures_core::{FusedFuture, FusedStream};
     let r = rng.next();
     let n = rng.next() % 4;
-    let v = if rng.next().is_multiple_of(2) { Ok(r) } else { Err(r) };
+    let v = if rng.next().is_multiple_of(2) {
+        Ok(r)
+    } else {
+        Err(r)
+    };
     let polls = rng.next() % 7;
     match r % 8 {
         0 => drive(b.call_async(|| Later { n, v }), polls),
