@@ -731,3 +731,27 @@ fn serde_round_trips_and_checks_every_field() {
         err(r#"{"state":"Open","count":-1,"backoff_level":0,"remaining_ms":0}"#).contains("-1")
     );
 }
+
+/// A restored deadline raises `ARMED_AT` like every other: on a breaker whose last deadline was
+/// set days ago, the restored period still reads as pending to the millisecond (it would read as
+/// long passed if `restore` set its deadline without raising `ARMED_AT`), and once it passes,
+/// it reads as passed however long the breaker is then left alone.
+#[test]
+fn a_restored_deadline_is_exact_after_any_idle_time() {
+    let clock = ManualClock::new();
+    let b = breaker(&clock);
+    trip(&b);
+    clock.advance(PERIOD);
+    ok(&b);
+    ok(&b);
+    assert_eq!(b.state(), State::Closed);
+    clock.advance(Duration::from_millis(1 << 34)); // about 200 days since the last deadline
+    let saved = SavedState::new(State::Open, 3, 0, Duration::from_millis(100)).unwrap();
+    assert!(b.restore(saved, None));
+    assert_eq!(b.retry_after(), Some(Duration::from_millis(100)));
+    clock.advance(Duration::from_millis(99));
+    assert!(b.allow().is_err());
+    clock.advance(Duration::from_millis((1 << 29) - 50));
+    assert_eq!(b.retry_after(), Some(Duration::ZERO));
+    assert!(b.allow().unwrap().is_trial());
+}
