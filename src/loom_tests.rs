@@ -1570,7 +1570,7 @@ fn manual_trip_for_races_trial_call() {
 /// its `BeforeCall` then its `Success`, or (only if it was removed during the race) its
 /// `BeforeCall` alone. Never an outcome without its `BeforeCall`, nor anything twice.
 fn heard_call_whole(during: &[(u8, EventRecord)], who: u8, removed: bool) {
-    let (before, success) = (EventKind::BeforeCall, EventKind::Success);
+    let (before, success) = (EventKind::BeforeCall, EventKind::Success { failures: 0 });
     let got = received(during, who);
     assert!(
         got.is_empty() || got == [before, success] || (removed && got == [before]),

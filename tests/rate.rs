@@ -402,7 +402,10 @@ fn quiet(config: Config, clock: &ManualClock) -> CircuitBreaker<&ManualClock> {
 /// `Recorded::Dropped`, read `failure_window()` as (0, 0) and never trip again. Also past
 /// 16,384 and twice round the 16-bit tag.
 #[test]
-#[cfg_attr(miri, ignore = "tens of thousands of state changes: too slow under miri")]
+#[cfg_attr(
+    miri,
+    ignore = "tens of thousands of state changes: too slow under miri"
+)]
 fn the_window_counts_after_any_number_of_failed_trials() {
     for trials in [16_383u32, 16_384, 16_385, 32_767, 32_768, 65_536, 65_537] {
         let clock = ManualClock::new();
@@ -435,7 +438,10 @@ fn the_window_counts_after_any_number_of_failed_trials() {
 /// empty window in a new generation, and writes nothing to the window), and at the neighbouring
 /// counts, twice round the 16-bit tag.
 #[test]
-#[cfg_attr(miri, ignore = "tens of thousands of state changes: too slow under miri")]
+#[cfg_attr(
+    miri,
+    ignore = "tens of thousands of state changes: too slow under miri"
+)]
 fn the_window_counts_after_any_number_of_closes() {
     for closes in [32_767u32, 32_768, 32_769, 65_535, 65_536, 65_537, 98_304] {
         let clock = ManualClock::new();
@@ -461,7 +467,10 @@ fn the_window_counts_after_any_number_of_closes() {
 /// Only reports of earlier generations are dropped: a permit admitted before a `close()`
 /// reports nothing into the new window, whatever the window's tag.
 #[test]
-#[cfg_attr(miri, ignore = "tens of thousands of state changes: too slow under miri")]
+#[cfg_attr(
+    miri,
+    ignore = "tens of thousands of state changes: too slow under miri"
+)]
 fn a_report_of_an_earlier_closed_period_is_dropped_after_the_window_restarted() {
     let clock = ManualClock::new();
     let b = quiet(rate(50, 4, 2), &clock);
