@@ -334,10 +334,42 @@ async fn bad_names_and_tokens_are_typed_errors() {
         .build()
         .unwrap_err();
     assert!(matches!(e, FleetError::Config(_)), "{e}");
-    let e = FleetBreaker::builder("ok", "not a url")
+    // URLs it cannot use: a typed error naming the reason, the password never shown.
+    for (bad, why) in [
+        ("not a url", "not a URL"),
+        (
+            "redis+sentinel://:secret@127.0.0.1:26379/mymaster",
+            "Sentinel",
+        ),
+        ("redis://:secret@10.0.0.1:6379,10.0.0.2:6379/", "Cluster"),
+        ("rediss://:secret@127.0.0.1:6380/", "TLS"),
+        ("redis://:secret@127.0.0.1:notaport/", ""),
+    ] {
+        let e = FleetBreaker::builder("ok", bad).build().unwrap_err();
+        let FleetError::Url { url, reason } = &e else {
+            panic!("{bad}: {e}");
+        };
+        assert!(reason.contains(why), "{bad}: {reason}");
+        assert!(!e.to_string().contains("secret"), "{e}");
+        assert!(!url.contains("secret"), "{url}");
+    }
+    let e = atomic_breaker_redis::admin::Admin::connect("redis-sentinel://h/m", "t", T)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, FleetError::Url { .. }), "{e}");
+    // Periods the local breakers cannot hold: refused before anything is sent.
+    let e = FleetBreaker::builder("ok", url)
+        .trial_lease(Duration::from_secs(86_401))
         .build()
         .unwrap_err();
-    assert!(matches!(e, FleetError::Redis(_)), "{e}");
+    assert!(matches!(e, FleetError::Period(_)), "{e}");
+    // A name made at run time.
+    let name = format!("tenant-{}", 42);
+    let f = FleetBreaker::builder(name.clone(), url).build().unwrap();
+    assert_eq!(f.local().name(), "tenant-42");
+    assert_eq!(f.keys().record, "atomic-breaker:{tenant-42}");
+    let again = FleetBreaker::builder(name, url).build().unwrap();
+    assert!(core::ptr::eq(f.local().name(), again.local().name()));
 }
 
 #[test]
