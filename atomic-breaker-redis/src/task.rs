@@ -63,6 +63,8 @@ pub(crate) struct Task {
     renew_at: Option<Instant>,
     degraded: Option<DegradedCause>,
     resync: bool,
+    /// The epoch of the last replacement reported (`FleetEvent::Replaced`).
+    replaced_epoch: Option<String>,
 }
 
 impl Task {
@@ -80,6 +82,7 @@ impl Task {
             renew_at: None,
             degraded: None,
             resync: false,
+            replaced_epoch: None,
         }
     }
 
@@ -386,6 +389,16 @@ impl Task {
     /// Applies a record to the local breaker if it is newer than the last one applied, and
     /// schedules the trial claim. Older records (a late pub/sub message) change nothing.
     fn apply(&mut self, r: Record) {
+        // Reported once per replacement, whatever arrives first: the replacing script's message
+        // may come after this process has read the new epoch (it is then not newer).
+        if let Some(field) = &r.replaced {
+            if self.replaced_epoch.as_deref() != Some(r.epoch.as_str()) {
+                self.replaced_epoch = Some(r.epoch.clone());
+                self.shared.emit(FleetEvent::Replaced {
+                    field: field.clone(),
+                });
+            }
+        }
         let newer = match &self.applied {
             None => true,
             Some((e, g)) => {
@@ -465,11 +478,6 @@ impl Task {
         self.shared.fleet_gen.store(r.generation, Ordering::Relaxed);
         self.last = Some(r.clone());
         self.confirmed(r.clone());
-        if let Some(field) = &r.replaced {
-            self.shared.emit(FleetEvent::Replaced {
-                field: field.clone(),
-            });
-        }
         self.shared.emit(FleetEvent::Applied(r));
     }
 }
