@@ -106,9 +106,11 @@ impl FleetError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DegradedCause {
-    /// No connection: refused, dropped, an I/O error, or none made yet.
+    /// No connection: refused, dropped, an I/O error, none made yet, or a connection attempt
+    /// that did not finish within the connect timeout.
     Unreachable,
-    /// Redis did not answer within the command (or connect) timeout: paused, busy, overloaded.
+    /// Connected, but a command got no answer within the command timeout: Redis paused, busy
+    /// (a long script, `DEBUG SLEEP`), overloaded, or the network dropping packets.
     Timeout,
     /// Redis answered with an error: a script error, `OOM`, `READONLY` (a replica), `NOPERM`
     /// (ACLs), `BUSY`, `LOADING`, a failed `AUTH`, ...

@@ -147,10 +147,22 @@ impl Task {
             ConnectionManager::new_with_config(self.client.clone(), config),
         )
         .await;
+        // A connection that could not be made, for whatever reason short of an error reply
+        // (a failed AUTH), is `Unreachable`, timing out included.
+        let unreachable = |e: &FleetError| match e.cause() {
+            Some(DegradedCause::ServerError) => DegradedCause::ServerError,
+            _ => DegradedCause::Unreachable,
+        };
         match made {
             Ok(Ok(c)) => self.conn = Some(c),
-            Ok(Err(e)) => self.degrade(&FleetError::Redis(e)),
-            Err(_) => self.degrade(&FleetError::Timeout(self.cfg.connect_timeout)),
+            Ok(Err(e)) => {
+                let e = FleetError::Redis(e);
+                self.degrade_as(unreachable(&e), &e);
+            }
+            Err(_) => {
+                let e = FleetError::Timeout(self.cfg.connect_timeout * 2);
+                self.degrade_as(DegradedCause::Unreachable, &e);
+            }
         }
     }
 
@@ -343,7 +355,10 @@ impl Task {
     }
 
     fn degrade(&mut self, e: &FleetError) {
-        let cause = e.cause().unwrap_or(DegradedCause::ServerError);
+        self.degrade_as(e.cause().unwrap_or(DegradedCause::ServerError), e);
+    }
+
+    fn degrade_as(&mut self, cause: DegradedCause, e: &FleetError) {
         let first = self.degraded.is_none();
         if self.degraded != Some(cause) {
             // The first failure, or a failure of another kind (unreachable, then timing out):

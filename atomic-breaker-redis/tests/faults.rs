@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use atomic_breaker::{Event, EventKind, State};
-use atomic_breaker_redis::{FleetBreaker, FleetEvent, FleetState};
+use atomic_breaker_redis::{DegradedCause, FleetBreaker, FleetError, FleetEvent, FleetState};
 use common::*;
 
 const T: Duration = Duration::from_secs(10);
@@ -102,7 +102,17 @@ async fn client_pause_delays_the_fleet_not_the_callers() {
     assert_eq!(a.state(), State::Open);
     calls_stay_local(&a, 100, true, Duration::from_millis(5));
     // The trip script times out (100 ms): degraded, local protection meanwhile.
-    event(&mut ev_a, T, is_degraded).await;
+    let e = event(&mut ev_a, T, is_degraded).await;
+    assert!(
+        matches!(
+            e,
+            FleetEvent::Degraded {
+                cause: DegradedCause::Timeout,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     until(T, "b opened after the pause", || b.state() == State::Open).await;
     assert!(paused_at.elapsed() >= Duration::from_millis(1400));
 }
@@ -461,4 +471,58 @@ async fn an_operators_close_after_a_wipe_sticks() {
             assert_eq!(f.state(), State::Closed, "{how}");
         }
     }
+}
+
+/// Issue 23, part 5: readiness after `build()`, the age of the last good record, and why the
+/// breaker is degraded, as a type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_record_age_and_the_degraded_cause() {
+    let mut srv = server();
+    let url = srv.url();
+    srv.kill().unwrap();
+    let f = member(&url, "ready");
+    let mut ev = f.events();
+    let e = bounded(T, f.ready(Duration::from_millis(300))).await;
+    assert!(matches!(e, Err(FleetError::Timeout(_))), "{e:?}");
+    let e = event(&mut ev, T, is_degraded).await;
+    assert!(
+        matches!(
+            e,
+            FleetEvent::Degraded {
+                cause: DegradedCause::Unreachable,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(f.degraded(), Some(DegradedCause::Unreachable));
+    assert_eq!(f.fleet_age(), None);
+    srv.restart().unwrap();
+    let r = bounded(T, f.ready(T)).await.unwrap();
+    assert_eq!(r.state, FleetState::Closed);
+    assert_eq!(f.degraded(), None);
+    // Confirmed at every refresh (200 ms here).
+    until(T, "a fresh record", || {
+        f.fleet_age()
+            .is_some_and(|a| a < Duration::from_millis(100))
+    })
+    .await;
+    // Redis refuses the scripts' writes (over maxmemory: OOM; the record must be re-created):
+    // a server error, not "unreachable".
+    let mut con = raw(&url).await;
+    raw_cmd(&mut con, &["CONFIG", "SET", "maxmemory", "1"]).await;
+    raw_cmd(&mut con, &["DEL", &f.keys().record]).await;
+    until(T, "degraded by OOM", || {
+        f.degraded() == Some(DegradedCause::ServerError)
+    })
+    .await;
+    // The last good record stays, and shows its age.
+    until(T, "an old record", || {
+        f.fleet_age()
+            .is_some_and(|a| a > Duration::from_millis(500))
+    })
+    .await;
+    assert_eq!(f.fleet().unwrap().epoch, r.epoch);
+    raw_cmd(&mut con, &["CONFIG", "SET", "maxmemory", "0"]).await;
+    bounded(T, f.ready(T)).await.unwrap();
 }
