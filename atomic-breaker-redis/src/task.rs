@@ -104,6 +104,15 @@ impl Task {
                 self.resync = false;
                 next_refresh = Instant::now();
             }
+            if self.degraded.is_some()
+                && (self.pending_trip.is_some() || self.pending_close.is_some())
+            {
+                // A trip or close the fleet has not heard of: retry sooner than the refresh, so
+                // that when a pause or a slow spell ends it reaches the others within about
+                // two command timeouts (and without waiting for a reconnection to resync).
+                let retry = (self.cfg.command_timeout * 2).min(self.cfg.refresh);
+                next_refresh = next_refresh.min(Instant::now() + retry);
+            }
             let claim_at = self.claim_at;
             let renew_at = self.renew_at;
             tokio::select! {

@@ -526,3 +526,33 @@ async fn readiness_record_age_and_the_degraded_cause() {
     raw_cmd(&mut con, &["CONFIG", "SET", "maxmemory", "0"]).await;
     bounded(T, f.ready(T)).await.unwrap();
 }
+
+/// Issue 23, part 5: a trip made during `CLIENT PAUSE` reached the others only at the tripping
+/// process's next refresh (here 5 s) after the pause ended. Now a process with an unsent trip
+/// retries every two command timeouts while degraded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trip_made_during_a_pause_is_sent_soon_after_it() {
+    let srv = server();
+    let url = srv.url();
+    let slow = |n| {
+        builder(&url, n)
+            .refresh(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (slow("paused-trip"), slow("paused-trip"));
+    synced(&a).await;
+    synced(&b).await;
+    let mut ev = a.events();
+    let mut con = raw(&url).await;
+    raw_cmd(&mut con, &["CLIENT", "PAUSE", "800", "WRITE"]).await;
+    let ends = Instant::now() + Duration::from_millis(800);
+    fail(&a, 3);
+    event(&mut ev, T, is_degraded).await;
+    until(T, "b open", || b.state() == State::Open).await;
+    let late = Instant::now().saturating_duration_since(ends);
+    assert!(
+        late < Duration::from_millis(1500),
+        "{late:?} after the pause"
+    );
+}
