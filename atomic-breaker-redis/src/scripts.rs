@@ -5,6 +5,12 @@
 //! record, bumps the generation, refreshes the TTL and publishes the record on
 //! `<prefix>:{<name>}:events`. They run with `EVALSHA`; the `redis` crate's [`Script`] loads
 //! them again on `NOSCRIPT` (after `SCRIPT FLUSH` or a restart).
+//!
+//! Every script validates each field it reads and each number argument (decimal digits,
+//! range-checked, never wrapped through Lua's doubles). A record that fails, or a key that is not
+//! a hash, is replaced by a fresh record (Closed, generation 1, a new epoch) whose answer names
+//! the bad field in [`Record::replaced`]. A period or lease over 24 h is
+//! [`FleetError::Period`], refused before anything is sent.
 
 use core::time::Duration;
 use std::sync::OnceLock;
