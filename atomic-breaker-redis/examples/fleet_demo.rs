@@ -75,8 +75,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                             r.generation
                         );
                     }
-                    FleetEvent::Degraded { error } => {
-                        println!("{}  worker-{id} degraded: {error}", t())
+                    FleetEvent::Degraded { cause, error } => {
+                        println!("{}  worker-{id} degraded ({cause}): {error}", t())
                     }
                     FleetEvent::Restored => println!("{}  worker-{id} restored", t()),
                     _ => {}

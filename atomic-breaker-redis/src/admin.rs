@@ -26,9 +26,10 @@ impl core::fmt::Debug for Admin {
 }
 
 impl Admin {
-    /// Connects to `url` within `timeout`, which also bounds every later command.
+    /// Connects to `url` within `timeout`, which also bounds every later command. A URL this
+    /// crate cannot use is [`FleetError::Url`].
     pub async fn connect(url: &str, prefix: &str, timeout: Duration) -> Result<Admin, FleetError> {
-        let client = redis::Client::open(url)?;
+        let client = crate::fleet::client(url)?;
         let con = tokio::time::timeout(timeout, client.get_multiplexed_async_connection())
             .await
             .map_err(|_| FleetError::Timeout(timeout))??;
@@ -53,7 +54,8 @@ impl Admin {
         self.bounded(scripts::read(&mut con, &keys, self.ttl)).await
     }
 
-    /// An operator move on breaker `name`, fleet-wide.
+    /// An operator move on breaker `name`, fleet-wide. [`Manage::Reset`] repairs a record
+    /// (re-creates it in a new epoch, whatever the key held).
     pub async fn manage(&self, name: &str, op: Manage) -> Result<Record, FleetError> {
         let keys = Keys::new(&self.prefix, name)?;
         let mut con = self.con.clone();

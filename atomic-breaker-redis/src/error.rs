@@ -22,6 +22,18 @@ pub enum FleetError {
     Token(String),
     /// The local breaker's configuration is invalid.
     Config(atomic_breaker::ConfigError),
+    /// A fleet period (an operator's open period, the trial lease) is longer than
+    /// [`MAX_PERIOD`](atomic_breaker::MAX_PERIOD) (24 h), the longest a local breaker can hold.
+    Period(Duration),
+    /// A Redis URL this crate cannot use (unparsable, an unsupported scheme such as
+    /// `redis+sentinel://` or `rediss://` without TLS, several nodes). The password, if any, is
+    /// not shown.
+    Url {
+        /// The URL, with its password replaced by `***`.
+        url: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// The background task is gone (the runtime shut down).
     Closed,
     /// Construction outside a tokio runtime.
@@ -48,9 +60,81 @@ impl fmt::Display for FleetError {
                 )
             }
             FleetError::Config(e) => write!(f, "configuration: {e:?}"),
+            FleetError::Period(d) => {
+                write!(f, "fleet period {d:?} is longer than the 24 h maximum")
+            }
+            FleetError::Url { url, reason } => write!(f, "redis URL {url:?}: {reason}"),
             FleetError::Closed => f.write_str("the fleet task has stopped"),
             FleetError::NoRuntime => f.write_str("must be built inside a tokio runtime"),
         }
+    }
+}
+
+impl FleetError {
+    /// Why a Redis command failed, for [`FleetEvent::Degraded`](crate::FleetEvent::Degraded)
+    /// and [`FleetBreaker::degraded`](crate::FleetBreaker::degraded): `None` for errors that are
+    /// not about talking to Redis (names, tokens, configuration, runtime).
+    pub fn cause(&self) -> Option<DegradedCause> {
+        Some(match self {
+            // An error reply from the server has a code (`ERR`, `OOM`, `READONLY`, ...).
+            FleetError::Redis(e) if e.code().is_some() => DegradedCause::ServerError,
+            FleetError::Redis(e) if e.kind() == redis::ErrorKind::AuthenticationFailed => {
+                DegradedCause::ServerError
+            }
+            FleetError::Redis(e)
+                if matches!(
+                    e.kind(),
+                    redis::ErrorKind::UnexpectedReturnType | redis::ErrorKind::Parse
+                ) =>
+            {
+                DegradedCause::Malformed
+            }
+            FleetError::Redis(e) if e.is_timeout() => DegradedCause::Timeout,
+            FleetError::Redis(_) => DegradedCause::Unreachable,
+            FleetError::Timeout(_) => DegradedCause::Timeout,
+            FleetError::Unavailable | FleetError::Closed => DegradedCause::Unreachable,
+            FleetError::Malformed(_) => DegradedCause::Malformed,
+            _ => return None,
+        })
+    }
+}
+
+/// Why the fleet layer is degraded (protecting as a local breaker only).
+///
+/// A corrupted record is not a cause: the scripts replace it (see
+/// [`FleetEvent::Replaced`](crate::FleetEvent::Replaced)) and the fleet stays coordinated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DegradedCause {
+    /// No connection: refused, dropped, an I/O error, none made yet, or a connection attempt
+    /// that did not finish within the connect timeout.
+    Unreachable,
+    /// Connected, but a command got no answer within the command timeout: Redis paused, busy
+    /// (a long script, `DEBUG SLEEP`), overloaded, or the network dropping packets.
+    Timeout,
+    /// Redis answered with an error: a script error, `OOM`, `READONLY` (a replica), `NOPERM`
+    /// (ACLs), `BUSY`, `LOADING`, a failed `AUTH`, ...
+    ServerError,
+    /// A script answered something that is not a record (another version of this crate's
+    /// scripts under the same key and SHA?).
+    Malformed,
+}
+
+impl DegradedCause {
+    /// A short name: `unreachable`, `timeout`, `server_error`, `malformed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DegradedCause::Unreachable => "unreachable",
+            DegradedCause::Timeout => "timeout",
+            DegradedCause::ServerError => "server_error",
+            DegradedCause::Malformed => "malformed",
+        }
+    }
+}
+
+impl fmt::Display for DegradedCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

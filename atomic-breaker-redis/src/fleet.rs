@@ -3,15 +3,18 @@
 
 use core::future::Future;
 use core::time::Duration;
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use atomic_breaker::{
     CircuitBreaker, Config, Error, Outcome, Permit, Recorded, Rejected, Snapshot, State, StdClock,
 };
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
 
-use crate::error::FleetError;
+use crate::error::{DegradedCause, FleetError};
 use crate::record::Record;
 use crate::scripts::{Keys, Manage};
 use crate::task::{Msg, Task, TaskConfig};
@@ -21,9 +24,20 @@ use crate::task::{Msg, Task, TaskConfig};
 #[non_exhaustive]
 pub enum FleetEvent {
     /// A Redis command failed or timed out: the breaker now protects as a local breaker only.
+    /// Sent once, at the first failure; [`FleetBreaker::degraded`] follows the latest cause.
     Degraded {
+        /// Why: Redis unreachable, timing out, answering with an error, or answering nonsense.
+        cause: DegradedCause,
         /// The error, as text.
         error: String,
+    },
+    /// The stored record could not be trusted (a field out of range or unparsable, the key of
+    /// another type) and a script replaced it by a fresh one in a new epoch, as after a wipe:
+    /// this process re-publishes its trip if it is open locally. Coordination goes on; this is
+    /// for logs and alerts (someone or something wrote to the key).
+    Replaced {
+        /// The first field that failed validation, or `type`.
+        field: String,
     },
     /// Redis answered again after [`Degraded`](FleetEvent::Degraded); the breaker resyncs.
     Restored,
@@ -34,7 +48,7 @@ pub enum FleetEvent {
 /// How a [`FleetBreaker`] is set up; from [`FleetBreaker::builder`].
 #[derive(Clone, Debug)]
 pub struct Builder {
-    name: &'static str,
+    name: Cow<'static, str>,
     url: String,
     prefix: String,
     config: Config,
@@ -82,7 +96,7 @@ impl Builder {
     }
 
     /// The fleet trial's lease (default 10 s): after it, another process may claim the trial.
-    /// Make it longer than a trial call can take.
+    /// Make it longer than a trial call can take. At most 24 h ([`FleetError::Period`]).
     pub fn trial_lease(mut self, d: Duration) -> Self {
         self.lease = d;
         self
@@ -112,20 +126,29 @@ impl Builder {
     ///
     /// Works while Redis is down: the task keeps trying to connect, and until it does the
     /// breaker is a local breaker (and reports [`FleetEvent::Degraded`]).
+    ///
+    /// Errors: [`FleetError::NoRuntime`], [`FleetError::Name`], [`FleetError::Url`] (a URL it
+    /// cannot use, said at once rather than as a `Degraded` event later),
+    /// [`FleetError::Config`], [`FleetError::Period`] (a lease over 24 h), [`FleetError::Token`].
     pub fn build(self) -> Result<FleetBreaker, FleetError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| FleetError::NoRuntime)?;
-        let keys = Keys::new(&self.prefix, self.name)?;
-        let client = redis::Client::open(self.url.as_str())?;
-        let local = CircuitBreaker::try_new(self.name, self.config, StdClock)
+        let keys = Keys::new(&self.prefix, &self.name)?;
+        let client = client(&self.url)?;
+        if self.lease > atomic_breaker::MAX_PERIOD {
+            return Err(FleetError::Period(self.lease));
+        }
+        // Validate before interning: a refused name is not kept.
+        self.config.validate().map_err(FleetError::Config)?;
+        let token = self.token.unwrap_or_else(default_token);
+        if !token_ok(&token) {
+            return Err(FleetError::Token(token));
+        }
+        let local = CircuitBreaker::try_new(intern(self.name), self.config, StdClock)
             .map_err(FleetError::Config)?;
         let open = local.reset_timeout();
         let ttl = self
             .ttl
             .max(open * 2 + self.lease + Duration::from_secs(60));
-        let token = self.token.unwrap_or_else(default_token);
-        if token.is_empty() || token.contains(|c: char| c == '|' || c.is_whitespace()) {
-            return Err(FleetError::Token(token));
-        }
         let (tx, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(256);
         let shared = Arc::new(Shared {
@@ -134,6 +157,7 @@ impl Builder {
             tx,
             events,
             status: Mutex::new(Status::default()),
+            progress: watch::Sender::new(0),
             keys,
             token,
             command_timeout: self.command_timeout,
@@ -159,6 +183,75 @@ impl Builder {
     }
 }
 
+/// A token the scripts accept as an owner: 1 to 128 bytes, no `|`, no whitespace.
+fn token_ok(token: &str) -> bool {
+    !token.is_empty()
+        && token.len() <= 128
+        && !token.contains(|c: char| c == '|' || c.is_whitespace())
+}
+
+/// A `&'static str` for the core breaker's name. A run-time name is leaked once per distinct
+/// name for the life of the process (a set of them is kept), so building breakers again and
+/// again under the same names does not grow memory.
+fn intern(name: Cow<'static, str>) -> &'static str {
+    static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    match name {
+        Cow::Borrowed(s) => s,
+        Cow::Owned(s) => {
+            let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = names.get(s.as_str()) {
+                return n;
+            }
+            let leaked: &'static str = Box::leak(s.into_boxed_str());
+            names.insert(leaked);
+            leaked
+        }
+    }
+}
+
+/// `url` with the password (everything between `://` and `@`) replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+/// A client for `url`, or [`FleetError::Url`] saying why this crate cannot use it.
+pub(crate) fn client(url: &str) -> Result<redis::Client, FleetError> {
+    let bad = |reason: String| FleetError::Url {
+        url: redact(url),
+        reason,
+    };
+    let scheme = url.split_once("://").map_or("", |(s, _)| s);
+    match scheme {
+        "redis+sentinel" | "redis-sentinel" | "rediss+sentinel" | "sentinel" => {
+            return Err(bad(
+                "Sentinel URLs are not supported: pass the current master's \
+                            redis:// URL"
+                    .to_owned(),
+            ));
+        }
+        "" => {
+            return Err(bad(
+                "not a URL: expected redis://host:port/db, redis+unix:///path or unix:///path"
+                    .to_owned(),
+            ));
+        }
+        _ => {}
+    }
+    if url.contains(',') {
+        return Err(bad(
+            "several nodes (Redis Cluster) are not supported: pass one node's URL".to_owned(),
+        ));
+    }
+    redis::Client::open(url).map_err(|e| bad(e.to_string()))
+}
+
 fn default_token() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let host = std::env::var("HOSTNAME")
@@ -178,7 +271,9 @@ fn default_token() -> String {
 #[derive(Debug, Default)]
 pub(crate) struct Status {
     pub(crate) record: Option<Record>,
-    pub(crate) degraded: bool,
+    /// When Redis last sent `record` (an answer or a message).
+    pub(crate) confirmed_at: Option<Instant>,
+    pub(crate) degraded: Option<DegradedCause>,
 }
 
 /// Everything the breaker handle and the task share.
@@ -189,6 +284,8 @@ pub(crate) struct Shared {
     pub(crate) tx: mpsc::UnboundedSender<Msg>,
     pub(crate) events: broadcast::Sender<FleetEvent>,
     pub(crate) status: Mutex<Status>,
+    /// Bumped at every change of `status` (wakes [`FleetBreaker::ready`]).
+    pub(crate) progress: watch::Sender<u64>,
     pub(crate) keys: Keys,
     pub(crate) token: String,
     command_timeout: Duration,
@@ -260,9 +357,13 @@ impl core::fmt::Debug for FleetBreaker {
 impl FleetBreaker {
     /// A builder for breaker `name` on the Redis at `url` (`redis://host:port/db`,
     /// `redis+unix:///path`). The name becomes the key's hash tag.
-    pub fn builder(name: &'static str, url: impl Into<String>) -> Builder {
+    ///
+    /// `name` is a `&'static str` or a run-time `String`; the local breaker needs a
+    /// `&'static str`, so a `String` name is kept for the life of the process, once per distinct
+    /// name (building a breaker again under a name already used allocates nothing).
+    pub fn builder(name: impl Into<Cow<'static, str>>, url: impl Into<String>) -> Builder {
         Builder {
-            name,
+            name: name.into(),
             url: url.into(),
             prefix: "atomic-breaker".to_owned(),
             config: Config::new(),
@@ -346,14 +447,51 @@ impl FleetBreaker {
         &self.shared.local
     }
 
-    /// The fleet record last applied (`None` before the first answer from Redis).
+    /// The fleet record last received from Redis (`None` before the first answer). See
+    /// [`fleet_age`](Self::fleet_age) for how old it is: while Redis is degraded it is the last
+    /// good one, and its `retry_after` / `lease_remaining` were measured when it came.
     pub fn fleet(&self) -> Option<Record> {
         self.status(|s| s.record.clone())
     }
 
+    /// How long ago Redis last confirmed [`fleet`](Self::fleet)'s record (a refresh, a script's
+    /// answer or a pub/sub message): about the refresh period at most while Redis answers,
+    /// growing while it does not. `None` before the first answer.
+    pub fn fleet_age(&self) -> Option<Duration> {
+        self.status(|s| s.confirmed_at.map(|at| at.elapsed()))
+    }
+
     /// Whether Redis is currently failing (the breaker protects locally meanwhile).
     pub fn is_degraded(&self) -> bool {
+        self.status(|s| s.degraded.is_some())
+    }
+
+    /// Why Redis is currently failing (`None` while it answers).
+    pub fn degraded(&self) -> Option<DegradedCause> {
         self.status(|s| s.degraded)
+    }
+
+    /// Readiness: waits (at most `limit`) until this breaker has a record from Redis and Redis
+    /// is answering, and returns that record. Right after [`Builder::build`] the breaker
+    /// protects locally but is not coordinated yet; a service can wait on this before it
+    /// reports ready, or go on without it (the breaker joins the fleet when Redis answers).
+    ///
+    /// Errors: [`FleetError::Timeout`] after `limit` (see [`degraded`](Self::degraded) for
+    /// why), [`FleetError::Closed`] if the task has stopped.
+    pub async fn ready(&self, limit: Duration) -> Result<Record, FleetError> {
+        let mut progress = self.shared.progress.subscribe();
+        let deadline = Instant::now() + limit;
+        loop {
+            let ready = self.status(|s| s.record.clone().filter(|_| s.degraded.is_none()));
+            if let Some(r) = ready {
+                return Ok(r);
+            }
+            match tokio::time::timeout_at(deadline, progress.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(FleetError::Closed),
+                Err(_) => return Err(FleetError::Timeout(limit)),
+            }
+        }
     }
 
     /// Fleet events from now on: [`FleetEvent::Degraded`], [`FleetEvent::Restored`],
@@ -401,6 +539,11 @@ impl FleetBreaker {
     }
 
     /// Closes the fleet; releases forced-open and disabled.
+    ///
+    /// The close is a new fleet generation even if the record is already Closed, so a trip
+    /// reported before it (by a process that tripped before a wipe, or whose report is still
+    /// in flight) is stale and cannot undo it; after a wipe the processes that are open locally
+    /// adopt it instead of re-publishing their trip. `Ok` means the record holds it.
     pub async fn close(&self) -> Result<Record, FleetError> {
         self.shared.local.close();
         self.ask(|tx| Msg::Manage(Manage::Close, tx)).await

@@ -33,7 +33,7 @@ mod task;
 pub mod admin;
 pub mod devserver;
 
-pub use error::FleetError;
+pub use error::{DegradedCause, FleetError};
 pub use fleet::{Builder, FleetBreaker, FleetEvent, FleetPermit};
 pub use record::{FleetState, Record};
 pub use scripts::{Keys, Manage};

@@ -70,10 +70,15 @@ pub struct Record {
     pub opened_at_ms: u64,
     /// Redis time (Unix ms) when this record was read or published.
     pub redis_now_ms: u64,
+    /// Set only on the answer (and the message) of the script that found the stored record
+    /// untrustworthy and replaced it by this one (Closed, generation 1, a new epoch): the first
+    /// field that failed validation (`epoch`, `gen`, `state`, `deadline`, `lease`, `owner`,
+    /// `trips`, `opened_at`), or `type` when the key was not a hash.
+    pub replaced: Option<String>,
 }
 
 impl Record {
-    /// Parses `epoch|gen|state|remaining|lease_remaining|owner|trips|opened_at|now`.
+    /// Parses `epoch|gen|state|remaining|lease_remaining|owner|trips|opened_at|now|replaced`.
     pub(crate) fn parse(s: &str) -> Option<Record> {
         let mut it = s.split('|');
         let epoch = it.next()?.to_owned();
@@ -85,7 +90,10 @@ impl Record {
         let trips = it.next()?.parse().ok()?;
         let opened_at_ms = it.next()?.parse().ok()?;
         let redis_now_ms = it.next()?.parse().ok()?;
-        if it.next().is_some() {
+        let replaced = Some(it.next()?)
+            .filter(|f| !f.is_empty())
+            .map(str::to_owned);
+        if it.next().is_some() || epoch.is_empty() {
             return None;
         }
         Some(Record {
@@ -98,7 +106,17 @@ impl Record {
             trips,
             opened_at_ms,
             redis_now_ms,
+            replaced,
         })
+    }
+
+    /// Whether the record is as created (first use, after a wipe or TTL expiry, or replacing a
+    /// corrupted record) and nothing has changed it since: generation 1, Closed. Every change
+    /// (a trip, a claim, a close, an operator's move) makes a new generation, so a record past
+    /// generation 1 in an epoch carries a decision that a process's older local trip must not
+    /// undo; a fresh one does not, and a process that is open locally re-publishes its trip.
+    pub fn is_fresh(&self) -> bool {
+        self.generation == 1 && self.state == FleetState::Closed
     }
 
     /// Whether this record is newer than `(epoch, generation)` last applied: another epoch,
@@ -124,7 +142,11 @@ impl fmt::Display for Record {
             )?,
             _ => {}
         }
-        write!(f, " trips={}", self.trips)
+        write!(f, " trips={}", self.trips)?;
+        if let Some(field) = &self.replaced {
+            write!(f, " replaced={field}")?;
+        }
+        Ok(())
     }
 }
 
@@ -135,7 +157,7 @@ mod tests {
     #[test]
     fn parses_what_the_scripts_encode() {
         let r =
-            Record::parse("1700000000.5|7|half_open|0|2500|p1-42|3|1700000000123|1700000001000")
+            Record::parse("1700000000.5|7|half_open|0|2500|p1-42|3|1700000000123|1700000001000|")
                 .unwrap();
         assert_eq!(r.generation, 7);
         assert_eq!(r.state, FleetState::HalfOpen);
@@ -145,14 +167,23 @@ mod tests {
         assert!(r.is_newer_than("1700000000.5", 6));
         assert!(!r.is_newer_than("1700000000.5", 7));
         assert!(r.is_newer_than("other", 99));
+        assert_eq!(r.replaced, None);
+        assert!(!r.is_fresh());
+        let r = Record::parse("1.2|1|closed|0|0||0|0|5|gen").unwrap();
+        assert_eq!(r.replaced.as_deref(), Some("gen"));
+        assert!(r.is_fresh());
     }
 
     #[test]
     fn rejects_malformed_records() {
         assert!(Record::parse("").is_none());
-        assert!(Record::parse("e|x|closed|0|0||0|0|0").is_none());
-        assert!(Record::parse("e|1|ajar|0|0||0|0|0").is_none());
-        assert!(Record::parse("e|1|closed|0|0||0|0|0|extra").is_none());
-        assert!(Record::parse("e|1|closed|0|0||0|0|0").is_some());
+        assert!(Record::parse("e|x|closed|0|0||0|0|0|").is_none());
+        assert!(Record::parse("e|1|ajar|0|0||0|0|0|").is_none());
+        assert!(Record::parse("e|1|closed|0|0||0|0|0||extra").is_none());
+        assert!(Record::parse("e|1|closed|0|0||0|0|0").is_none());
+        assert!(Record::parse("e|-1|closed|0|0||0|0|0|").is_none());
+        assert!(Record::parse("|1|closed|0|0||0|0|0|").is_none());
+        assert!(Record::parse("e|1|closed|-9223372036854775808|0||0|0|0|").is_none());
+        assert!(Record::parse("e|1|closed|0|0||0|0|0|").is_some());
     }
 }

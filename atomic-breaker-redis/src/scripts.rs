@@ -5,6 +5,12 @@
 //! record, bumps the generation, refreshes the TTL and publishes the record on
 //! `<prefix>:{<name>}:events`. They run with `EVALSHA`; the `redis` crate's [`Script`] loads
 //! them again on `NOSCRIPT` (after `SCRIPT FLUSH` or a restart).
+//!
+//! Every script validates each field it reads and each number argument (decimal digits,
+//! range-checked, never wrapped through Lua's doubles). A record that fails, or a key that is not
+//! a hash, is replaced by a fresh record (Closed, generation 1, a new epoch) whose answer names
+//! the bad field in [`Record::replaced`]. A period or lease over 24 h is
+//! [`FleetError::Period`], refused before anything is sent.
 
 use core::time::Duration;
 use std::sync::OnceLock;
@@ -55,6 +61,11 @@ pub enum Manage {
     ForceOpen,
     /// Admit everything, record nothing, until closed.
     Disable,
+    /// Delete the record (whatever it holds, even a key of another type) and create it again,
+    /// Closed, in a new epoch: exactly what a wipe does. Processes that are open locally
+    /// re-publish their trip into it; the others close. The repair for a record nobody trusts
+    /// (the scripts also replace a corrupted record by themselves, at the next command).
+    Reset,
 }
 
 fn script(cell: &'static OnceLock<Script>, body: &str) -> &'static Script {
@@ -83,6 +94,19 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// A period sent to a script: at most [`MAX_PERIOD`](atomic_breaker::MAX_PERIOD) (24 h), which
+/// the scripts check again (a record holding a longer one is not trusted).
+fn period(d: Duration) -> Result<u64, FleetError> {
+    if d > atomic_breaker::MAX_PERIOD {
+        return Err(FleetError::Period(d));
+    }
+    Ok(ms(d))
+}
+
+/// The longest TTL sent (about 34 years): the scripts refuse one that would overflow Redis's
+/// expiry arithmetic.
+const MAX_TTL_MS: u64 = 1 << 40;
+
 async fn run<C: ConnectionLike>(
     con: &mut C,
     script: &Script,
@@ -91,7 +115,7 @@ async fn run<C: ConnectionLike>(
     args: &[String],
 ) -> Result<Record, FleetError> {
     let mut inv = script.key(&keys.record);
-    inv.arg(ms(ttl).max(1)).arg(&keys.channel);
+    inv.arg(ms(ttl).clamp(1, MAX_TTL_MS)).arg(&keys.channel);
     for a in args {
         inv.arg(a);
     }
@@ -99,7 +123,7 @@ async fn run<C: ConnectionLike>(
     Record::parse(&s).ok_or(FleetError::Malformed(s))
 }
 
-/// READ: the record, created Closed (new epoch) if missing; refreshes the TTL.
+/// READ: the record, created Closed (new epoch) if missing or corrupted; refreshes the TTL.
 pub async fn read<C: ConnectionLike>(
     con: &mut C,
     keys: &Keys,
@@ -121,7 +145,7 @@ pub async fn trip<C: ConnectionLike>(
     let args = [
         epoch.to_owned(),
         gen.to_string(),
-        ms(open).to_string(),
+        period(open)?.to_string(),
         token.to_owned(),
     ];
     run(con, trip_script(), keys, ttl, &args).await
@@ -141,7 +165,7 @@ pub async fn claim<C: ConnectionLike>(
         epoch.to_owned(),
         gen.to_string(),
         token.to_owned(),
-        ms(lease).max(1).to_string(),
+        period(lease)?.max(1).to_string(),
     ];
     run(con, claim_script(), keys, ttl, &args).await
 }
@@ -173,12 +197,13 @@ pub async fn renew<C: ConnectionLike>(
         epoch.to_owned(),
         gen.to_string(),
         token.to_owned(),
-        ms(lease).max(1).to_string(),
+        period(lease)?.max(1).to_string(),
     ];
     run(con, renew_script(), keys, ttl, &args).await
 }
 
-/// MANAGE: an operator's fleet-wide move.
+/// MANAGE: an operator's fleet-wide move. A period over 24 h is [`FleetError::Period`]
+/// (nothing sent).
 pub async fn manage<C: ConnectionLike>(
     con: &mut C,
     keys: &Keys,
@@ -191,8 +216,9 @@ pub async fn manage<C: ConnectionLike>(
         Manage::Close => ("close", Duration::ZERO),
         Manage::ForceOpen => ("force_open", Duration::ZERO),
         Manage::Disable => ("disable", Duration::ZERO),
+        Manage::Reset => ("reset", Duration::ZERO),
     };
-    let args = [name.to_owned(), ms(period).to_string()];
+    let args = [name.to_owned(), self::period(period)?.to_string()];
     run(con, manage_script(), keys, ttl, &args).await
 }
 

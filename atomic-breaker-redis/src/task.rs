@@ -15,7 +15,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, timeout, Instant};
 
-use crate::error::FleetError;
+use crate::error::{DegradedCause, FleetError};
 use crate::fleet::{FleetEvent, Shared};
 use crate::record::{FleetState, Record};
 use crate::scripts::{self, Manage};
@@ -61,8 +61,10 @@ pub(crate) struct Task {
     claim_at: Option<Instant>,
     /// While this process owns the trial: when to renew the lease if a trial is running.
     renew_at: Option<Instant>,
-    degraded: bool,
+    degraded: Option<DegradedCause>,
     resync: bool,
+    /// The epoch of the last replacement reported (`FleetEvent::Replaced`).
+    replaced_epoch: Option<String>,
 }
 
 impl Task {
@@ -78,8 +80,9 @@ impl Task {
             pending_close: None,
             claim_at: None,
             renew_at: None,
-            degraded: false,
+            degraded: None,
             resync: false,
+            replaced_epoch: None,
         }
     }
 
@@ -100,6 +103,15 @@ impl Task {
             if self.resync {
                 self.resync = false;
                 next_refresh = Instant::now();
+            }
+            if self.degraded.is_some()
+                && (self.pending_trip.is_some() || self.pending_close.is_some())
+            {
+                // A trip or close the fleet has not heard of: retry sooner than the refresh, so
+                // that when a pause or a slow spell ends it reaches the others within about
+                // two command timeouts (and without waiting for a reconnection to resync).
+                let retry = (self.cfg.command_timeout * 2).min(self.cfg.refresh);
+                next_refresh = next_refresh.min(Instant::now() + retry);
             }
             let claim_at = self.claim_at;
             let renew_at = self.renew_at;
@@ -144,10 +156,22 @@ impl Task {
             ConnectionManager::new_with_config(self.client.clone(), config),
         )
         .await;
+        // A connection that could not be made, for whatever reason short of an error reply
+        // (a failed AUTH), is `Unreachable`, timing out included.
+        let unreachable = |e: &FleetError| match e.cause() {
+            Some(DegradedCause::ServerError) => DegradedCause::ServerError,
+            _ => DegradedCause::Unreachable,
+        };
         match made {
             Ok(Ok(c)) => self.conn = Some(c),
-            Ok(Err(e)) => self.degrade(&FleetError::Redis(e)),
-            Err(_) => self.degrade(&FleetError::Timeout(self.cfg.connect_timeout)),
+            Ok(Err(e)) => {
+                let e = FleetError::Redis(e);
+                self.degrade_as(unreachable(&e), &e);
+            }
+            Err(_) => {
+                let e = FleetError::Timeout(self.cfg.connect_timeout * 2);
+                self.degrade_as(DegradedCause::Unreachable, &e);
+            }
         }
     }
 
@@ -340,20 +364,30 @@ impl Task {
     }
 
     fn degrade(&mut self, e: &FleetError) {
-        if !self.degraded {
-            self.degraded = true;
-            self.set_status(|s| s.degraded = true);
+        self.degrade_as(e.cause().unwrap_or(DegradedCause::ServerError), e);
+    }
+
+    fn degrade_as(&mut self, cause: DegradedCause, e: &FleetError) {
+        let first = self.degraded.is_none();
+        if self.degraded != Some(cause) {
+            // The first failure, or a failure of another kind (unreachable, then timing out):
+            // `FleetBreaker::degraded` shows the latest cause; the event is sent once.
+            self.degraded = Some(cause);
+            self.set_status(|s| s.degraded = Some(cause));
+        }
+        if first {
             self.shared.emit(FleetEvent::Degraded {
+                cause,
                 error: e.to_string(),
             });
         }
     }
 
     fn restore(&mut self) {
-        if self.degraded {
-            self.degraded = false;
+        if self.degraded.is_some() {
+            self.degraded = None;
             self.resync = true;
-            self.set_status(|s| s.degraded = false);
+            self.set_status(|s| s.degraded = None);
             self.shared.emit(FleetEvent::Restored);
         }
     }
@@ -363,11 +397,32 @@ impl Task {
             Ok(mut s) => f(&mut s),
             Err(p) => f(&mut p.into_inner()),
         }
+        // Wakes `FleetBreaker::ready`.
+        self.shared.progress.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A record came from Redis (an answer or a message), applied or not.
+    fn confirmed(&self, r: Record) {
+        let at = Instant::now();
+        self.set_status(|s| {
+            s.record = Some(r);
+            s.confirmed_at = Some(at);
+        });
     }
 
     /// Applies a record to the local breaker if it is newer than the last one applied, and
     /// schedules the trial claim. Older records (a late pub/sub message) change nothing.
     fn apply(&mut self, r: Record) {
+        // Reported once per replacement, whatever arrives first: the replacing script's message
+        // may come after this process has read the new epoch (it is then not newer).
+        if let Some(field) = &r.replaced {
+            if self.replaced_epoch.as_deref() != Some(r.epoch.as_str()) {
+                self.replaced_epoch = Some(r.epoch.clone());
+                self.shared.emit(FleetEvent::Replaced {
+                    field: field.clone(),
+                });
+            }
+        }
         let newer = match &self.applied {
             None => true,
             Some((e, g)) => {
@@ -402,7 +457,7 @@ impl Task {
                 trip_for(&self.shared.local, r.lease_remaining + self.cfg.grace);
             }
             self.last = Some(r.clone());
-            self.set_status(|s| s.record = Some(r));
+            self.confirmed(r);
             return;
         }
         let epoch_changed = self.applied.as_ref().is_some_and(|(e, _)| *e != r.epoch);
@@ -410,11 +465,17 @@ impl Task {
         let grace = self.cfg.grace;
         match r.state {
             FleetState::Closed => {
-                if epoch_changed && local.state() == State::Open {
-                    // The record was wiped (or expired) and re-created Closed while this
-                    // process is open: its open state is real, publish it into the new epoch.
+                if ((epoch_changed && r.is_fresh()) || self.applied.is_none())
+                    && local.state() == State::Open
+                {
+                    // The record was created while this process is open (a wipe, TTL expiry,
+                    // a corrupted record replaced; or the first record this process sees) and
+                    // nothing has been decided in it yet: the open state is real, publish it.
                     self.pending_trip = Some((r.epoch.clone(), r.generation));
                 } else if local.state() != State::Closed {
+                    // Including a new epoch past its first generation: someone decided (an
+                    // operator's close after a wipe, a trial's success), and that decision is
+                    // newer than this process's local trip.
                     local.close();
                 }
             }
@@ -440,7 +501,7 @@ impl Task {
         self.applied = Some((r.epoch.clone(), r.generation));
         self.shared.fleet_gen.store(r.generation, Ordering::Relaxed);
         self.last = Some(r.clone());
-        self.set_status(|s| s.record = Some(r.clone()));
+        self.confirmed(r.clone());
         self.shared.emit(FleetEvent::Applied(r));
     }
 }

@@ -334,10 +334,42 @@ async fn bad_names_and_tokens_are_typed_errors() {
         .build()
         .unwrap_err();
     assert!(matches!(e, FleetError::Config(_)), "{e}");
-    let e = FleetBreaker::builder("ok", "not a url")
+    // URLs it cannot use: a typed error naming the reason, the password never shown.
+    for (bad, why) in [
+        ("not a url", "not a URL"),
+        (
+            "redis+sentinel://:secret@127.0.0.1:26379/mymaster",
+            "Sentinel",
+        ),
+        ("redis://:secret@10.0.0.1:6379,10.0.0.2:6379/", "Cluster"),
+        ("rediss://:secret@127.0.0.1:6380/", "TLS"),
+        ("redis://:secret@127.0.0.1:notaport/", ""),
+    ] {
+        let e = FleetBreaker::builder("ok", bad).build().unwrap_err();
+        let FleetError::Url { url, reason } = &e else {
+            panic!("{bad}: {e}");
+        };
+        assert!(reason.contains(why), "{bad}: {reason}");
+        assert!(!e.to_string().contains("secret"), "{e}");
+        assert!(!url.contains("secret"), "{url}");
+    }
+    let e = atomic_breaker_redis::admin::Admin::connect("redis-sentinel://h/m", "t", T)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, FleetError::Url { .. }), "{e}");
+    // Periods the local breakers cannot hold: refused before anything is sent.
+    let e = FleetBreaker::builder("ok", url)
+        .trial_lease(Duration::from_secs(86_401))
         .build()
         .unwrap_err();
-    assert!(matches!(e, FleetError::Redis(_)), "{e}");
+    assert!(matches!(e, FleetError::Period(_)), "{e}");
+    // A name made at run time.
+    let name = format!("tenant-{}", 42);
+    let f = FleetBreaker::builder(name.clone(), url).build().unwrap();
+    assert_eq!(f.local().name(), "tenant-42");
+    assert_eq!(f.keys().record, "atomic-breaker:{tenant-42}");
+    let again = FleetBreaker::builder(name, url).build().unwrap();
+    assert!(core::ptr::eq(f.local().name(), again.local().name()));
 }
 
 #[test]
@@ -388,4 +420,92 @@ async fn a_running_trial_keeps_its_lease() {
     }
     assert_eq!(permit.success(), Recorded::Closed);
     until(T, "other closed", || other.state() == State::Closed).await;
+}
+
+/// Issue 23, parts 2 and 3, at the scripts: which trips a record of another epoch accepts, an
+/// operator's close always a new generation, numbers range-checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_trips_across_epochs_and_ranges() {
+    use atomic_breaker_redis::{scripts, FleetError, Keys, Manage};
+    let srv = server();
+    let mut con = raw(&srv.url()).await;
+    let keys = Keys::new("t", "epochs").unwrap();
+    let ttl = Duration::from_secs(60);
+    let open = Duration::from_secs(30);
+    let old = scripts::read(&mut con, &keys, ttl).await.unwrap();
+    let flush = |mut c: redis::aio::MultiplexedConnection| async move {
+        let _: () = redis::cmd("FLUSHALL").query_async(&mut c).await.unwrap();
+    };
+    // A trip from the old epoch into a fresh record (wiped, nothing decided since): accepted.
+    flush(con.clone()).await;
+    let fresh = scripts::read(&mut con, &keys, ttl).await.unwrap();
+    assert!(fresh.is_fresh() && fresh.epoch != old.epoch);
+    let r = scripts::trip(&mut con, &keys, ttl, &old.epoch, old.generation, open, "p")
+        .await
+        .unwrap();
+    assert_eq!((r.state, r.generation), (FleetState::Open, 2));
+    // After a wipe, an operator's close (gen 2), then the same trip: refused.
+    flush(con.clone()).await;
+    let closed = scripts::manage(&mut con, &keys, ttl, Manage::Close)
+        .await
+        .unwrap();
+    assert_eq!((closed.state, closed.generation), (FleetState::Closed, 2));
+    let r = scripts::trip(&mut con, &keys, ttl, &old.epoch, old.generation, open, "p")
+        .await
+        .unwrap();
+    assert_eq!((r.state, r.generation), (FleetState::Closed, 2));
+    // A close of a Closed record is a new generation: a trip in flight from before it is stale.
+    let again = scripts::manage(&mut con, &keys, ttl, Manage::Close)
+        .await
+        .unwrap();
+    assert_eq!(again.generation, 3);
+    let r = scripts::trip(&mut con, &keys, ttl, &again.epoch, 2, open, "p")
+        .await
+        .unwrap();
+    assert_eq!((r.state, r.generation), (FleetState::Closed, 3));
+    // A process that never synced (epoch "") trips a Closed record: its failures are news.
+    let r = scripts::trip(&mut con, &keys, ttl, "", 0, open, "p")
+        .await
+        .unwrap();
+    assert_eq!((r.state, r.generation), (FleetState::Open, 4));
+    // Periods over 24 h never reach Redis.
+    let e = scripts::manage(
+        &mut con,
+        &keys,
+        ttl,
+        Manage::TripFor(Duration::from_secs(86_401)),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, FleetError::Period(_)), "{e}");
+    // Reset: a new epoch at generation 1, whatever was there.
+    let r = scripts::manage(&mut con, &keys, ttl, Manage::Reset)
+        .await
+        .unwrap();
+    assert!(r.is_fresh() && r.epoch != again.epoch);
+    // The largest numbers a record may hold come back exactly (no wrap through Lua's %d).
+    let _: () = redis::cmd("HSET")
+        .arg(&keys.record)
+        .arg("gen")
+        .arg("9007199254740990")
+        .arg("trips")
+        .arg("9007199254740991")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let r = scripts::manage(&mut con, &keys, ttl, Manage::TripFor(open))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.generation, r.trips),
+        (9_007_199_254_740_991, 9_007_199_254_740_991)
+    );
+    // One more change passes 2^53 - 1: the next script replaces the record, never wraps it.
+    let r = scripts::manage(&mut con, &keys, ttl, Manage::Close)
+        .await
+        .unwrap();
+    assert_eq!(r.generation, 9_007_199_254_740_992);
+    let r = scripts::read(&mut con, &keys, ttl).await.unwrap();
+    assert_eq!(r.replaced.as_deref(), Some("gen"));
+    assert!(r.is_fresh());
 }

@@ -1,5 +1,5 @@
--- READ: the record (created closed, with a new epoch, if missing); refreshes the TTL.
-local r, missing = load()
-if missing then return publish(r) end
+-- READ: the record (created closed, with a new epoch, if missing or corrupted); refreshes the TTL.
+local r, created = load()
+if created then return publish(r) end
 redis.call('PEXPIRE', key, ttl)
 return encode(r)

@@ -107,3 +107,30 @@ pub fn fail(f: &FleetBreaker, n: u32) {
         let _ = f.call(|| Err::<(), _>("down"));
     }
 }
+
+/// Runs `breakerctl --url URL --prefix t ARGS...` (off the runtime's threads); returns its exit
+/// code, stdout and stderr.
+pub async fn breakerctl(url: &str, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_breakerctl"));
+    cmd.args(["--url", url, "--prefix", "t"]).args(args);
+    let out = bounded(
+        Duration::from_secs(15),
+        tokio::task::spawn_blocking(move || cmd.output().expect("run breakerctl")),
+    )
+    .await
+    .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Sends one raw command (fault injection), ignoring its answer.
+pub async fn raw_cmd(con: &mut redis::aio::MultiplexedConnection, args: &[&str]) {
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    let _: redis::Value = c.query_async(con).await.unwrap();
+}
