@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use atomic_breaker::{CircuitBreaker, Clock, Config, FailureRate, ManualClock, Outcome, State};
+use atomic_breaker::{CircuitBreaker, Clock, Config, FailureRate, ManualClock, State};
 
 /// A `ManualClock` whose `n`-th next reading panics (`0`: disarmed).
 #[derive(Default)]
@@ -170,6 +170,7 @@ fn a_clock_that_panics_in_a_rate_mode_trip_defers_the_trip_to_the_next_failure()
 #[cfg(feature = "std")]
 #[test]
 fn a_panicking_classifier_counts_a_failure_as_a_panicking_call_does() {
+    use atomic_breaker::Outcome;
     let clock = ArmedClock::default();
     let b = breaker(&clock, 3);
     assert!(panics(|| b.call(|| -> Result<(), ()> { panic!("call") })));
