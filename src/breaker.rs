@@ -557,23 +557,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
     }
 
     fn manage(&self, op: Op) -> bool {
-        let (old, step, now) = self.apply(op);
-        self.after_change(old, &step, now);
-        // Rate mode: a move out of a Closed period empties its window (see `rate.rs`,
-        // "Generations"); through the hook, so consecutive mode links no window code.
-        if let (Some((_, hook)), Some(new)) = (self.rate, step.next) {
-            if old.state() == State::Closed && new.generation() != old.generation() {
-                hook(
-                    self,
-                    RateOp::Leave,
-                    new.generation(),
-                    Outcome::Ignored,
-                    0,
-                    None,
-                );
-            }
-        }
-        step.effect == Effect::Changed
+        self.manage_with(op).1.effect == Effect::Changed
     }
 
     // ---------------------------------------------------------------- configuration
@@ -1210,13 +1194,13 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
         self.rate.is_some()
     }
 
-    /// A management move by any pure step, as [`manage`](Self::manage) makes one by an `Op`:
-    /// the CAS, the state-change event, and in rate mode the emptied window when it leaves a
-    /// Closed period. Returns the word the step was decided on.
-    pub(crate) fn manage_with(&self, t: impl Transition) -> Word {
+    /// A management move by any pure step (an [`Op`] for [`manage`](Self::manage)): the CAS,
+    /// the state-change event, and in rate mode the emptied window when it leaves a Closed
+    /// period (see `rate.rs`, "Generations"; through the hook, so consecutive mode links no
+    /// window code). Returns the word the step was decided on, and the step.
+    pub(crate) fn manage_with(&self, t: impl Transition) -> (Word, Step) {
         let (old, step, now) = self.apply_with(t);
         self.after_change(old, &step, now);
-        // Through the hook, as in `manage`, so consecutive mode links no window code.
         if let (Some((_, hook)), Some(new)) = (self.rate, step.next) {
             if old.state() == State::Closed && new.generation() != old.generation() {
                 hook(
@@ -1229,7 +1213,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
                 );
             }
         }
-        old
+        (old, step)
     }
 }
 

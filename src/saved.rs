@@ -476,7 +476,7 @@ impl<C: Clock, const L: usize> CircuitBreaker<C, L> {
             }
             None => 0,
         };
-        let old = self.manage_with(Restore {
+        let (old, _) = self.manage_with(Restore {
             saved,
             elapsed_ms,
             rate_mode: self.is_rate_mode(),
