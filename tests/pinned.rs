@@ -258,3 +258,62 @@ fn guarded_iterators_hint_sizes() {
     let empty = b.guard_iter_run(Vec::<Result<u32, ()>>::new());
     assert_eq!(empty.size_hint(), (0, Some(1)));
 }
+
+/// A failure-rate configuration reads back as given.
+#[test]
+fn failure_rate_getters_return_what_was_configured() {
+    let r = atomic_breaker::FailureRate::new(35, 12).minimum_calls(6);
+    assert_eq!(
+        (r.threshold_percent(), r.window(), r.get_minimum_calls()),
+        (35, 12, 6)
+    );
+    assert_eq!(Config::new().failure_rate(r).get_failure_rate(), Some(r));
+}
+
+/// A rejection says how long until a retry may be admitted (the rest of the open period); a
+/// call that ran and failed carries no such time.
+#[test]
+fn errors_tell_the_time_to_retry_only_for_rejections() {
+    let clock = ManualClock::new();
+    let b: CircuitBreaker<&ManualClock> = CircuitBreaker::new(
+        "retry",
+        Config::new().fail_max(1).reset_timeout(ms(30_000)),
+        &clock,
+    );
+    let failed = b.call(|| Err::<(), _>("down")).unwrap_err();
+    assert!(failed.tripped());
+    assert_eq!(failed.retry_after(), None);
+    clock.advance(ms(10_000));
+    let rejected = b.call(|| Ok::<_, &str>(())).unwrap_err();
+    assert!(rejected.is_rejected());
+    assert_eq!(rejected.retry_after(), Some(ms(20_000)));
+}
+
+/// `StdClock` (the coarse clock on Linux) never goes back and never runs ahead of real time
+/// by more than a kernel tick: polled until it has moved 30 ms, bounded by 10 s.
+#[cfg(feature = "std")]
+#[test]
+fn std_clock_moves_forward_at_the_pace_of_real_time() {
+    use atomic_breaker::{Clock, StdClock};
+    use std::time::Instant;
+    let start = StdClock.now_ms();
+    let exact_start = Instant::now();
+    let mut last = start;
+    while last < start + 30 {
+        assert!(
+            exact_start.elapsed() < Duration::from_secs(10),
+            "StdClock did not advance 30 ms in 10 s"
+        );
+        std::thread::yield_now();
+        let now = StdClock.now_ms();
+        assert!(now >= last, "StdClock went back from {last} to {now}");
+        // The first reading may lag real time by a tick (at most 10 ms), and ms truncation.
+        let real = u64::try_from(exact_start.elapsed().as_millis()).unwrap();
+        assert!(
+            now - start <= real + 11,
+            "StdClock ran ahead: {} ms against {real} ms of real time",
+            now - start
+        );
+        last = now;
+    }
+}
