@@ -326,3 +326,50 @@ fn std_clock_keeps_pace_with_real_time() {
         last = now;
     }
 }
+
+/// Events are equal only when every field is: a `StateChange`, `Rejected` or `Failure` that
+/// differs in one field alone is a different event.
+#[test]
+fn events_differing_in_one_field_are_not_equal() {
+    use atomic_breaker::EventKind;
+    let change = |from, to, failures, retry_after| EventKind::StateChange {
+        from,
+        to,
+        failures,
+        retry_after,
+    };
+    let base = change(State::Closed, State::Open, 3, Some(ms(500)));
+    assert_eq!(base, change(State::Closed, State::Open, 3, Some(ms(500))));
+    for other in [
+        change(State::HalfOpen, State::Open, 3, Some(ms(500))),
+        change(State::Closed, State::ForcedOpen, 3, Some(ms(500))),
+        change(State::Closed, State::Open, 2, Some(ms(500))),
+        change(State::Closed, State::Open, 3, Some(ms(501))),
+        change(State::Closed, State::Open, 3, None),
+    ] {
+        assert_ne!(base, other);
+    }
+    let rejected = |state, retry_after| EventKind::Rejected { state, retry_after };
+    let base = rejected(State::Open, Some(ms(500)));
+    assert_eq!(base, rejected(State::Open, Some(ms(500))));
+    assert_ne!(base, rejected(State::HalfOpen, Some(ms(500))));
+    assert_ne!(base, rejected(State::Open, Some(ms(499))));
+    let failure = |failures| EventKind::Failure {
+        failures,
+        error: None,
+    };
+    assert_eq!(failure(2), failure(2));
+    assert_ne!(failure(2), failure(3));
+}
+
+/// `|` is a set union: combining a set with classes it already holds changes nothing.
+#[test]
+fn interest_union_of_overlapping_sets() {
+    use atomic_breaker::Interest;
+    assert_eq!(Interest::ALL | Interest::CALLS, Interest::ALL);
+    assert_eq!(Interest::CALLS.union(Interest::CALLS), Interest::CALLS);
+    assert_eq!(
+        Interest::STATE_CHANGES | Interest::REJECTIONS | Interest::CALLS,
+        Interest::ALL
+    );
+}
