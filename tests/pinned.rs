@@ -373,3 +373,15 @@ fn interest_union_of_overlapping_sets() {
         Interest::ALL
     );
 }
+
+/// A full listener table says so, with its capacity.
+#[test]
+fn a_full_listener_table_says_its_capacity() {
+    fn quiet(_: &atomic_breaker::Event) {}
+    let clock = ManualClock::new();
+    let b: CircuitBreaker<&ManualClock, 1> =
+        CircuitBreaker::new("full", Config::new(), &clock).with_listener(quiet);
+    let full = b.add_listener(quiet).unwrap_err();
+    assert_eq!(full.capacity, 1);
+    assert_eq!(full.to_string(), "listener table is full (capacity 1)");
+}
