@@ -1,6 +1,7 @@
 //! Behaviour pinned so that `cargo mutants` notices a change: configuration limits at their
-//! exact boundaries, small getters, the fused guards' termination and size hints, and the
-//! listener panic count. See TESTING.md.
+//! exact boundaries, small getters, the fused guards' termination and size hints, the
+//! listener panic count, a rejection's retry time, `StdClock`'s pace, the equality of events,
+//! `Interest` unions and the full listener table's error. See TESTING.md.
 
 use std::time::Duration;
 
