@@ -1,6 +1,7 @@
 //! Behaviour pinned so that `cargo mutants` notices a change: configuration limits at their
-//! exact boundaries, small getters, the fused guards' termination and size hints, and the
-//! listener panic count. See TESTING.md.
+//! exact boundaries, small getters, the fused guards' termination and size hints, the
+//! listener panic count, a rejection's retry time, `StdClock`'s pace, the equality of events,
+//! `Interest` unions and the full listener table's error. See TESTING.md.
 
 use std::time::Duration;
 
@@ -257,4 +258,131 @@ fn guarded_iterators_hint_sizes() {
     assert_eq!(run.size_hint(), (0, Some(0)));
     let empty = b.guard_iter_run(Vec::<Result<u32, ()>>::new());
     assert_eq!(empty.size_hint(), (0, Some(1)));
+}
+
+/// A failure-rate configuration reads back as given.
+#[test]
+fn failure_rate_getters_return_what_was_configured() {
+    let r = atomic_breaker::FailureRate::new(35, 12).minimum_calls(6);
+    assert_eq!(
+        (r.threshold_percent(), r.window(), r.get_minimum_calls()),
+        (35, 12, 6)
+    );
+    assert_eq!(Config::new().failure_rate(r).get_failure_rate(), Some(r));
+}
+
+/// A rejection says how long until a retry may be admitted (the rest of the open period); a
+/// call that ran and failed carries no such time.
+#[test]
+fn errors_tell_the_time_to_retry_only_for_rejections() {
+    let clock = ManualClock::new();
+    let b: CircuitBreaker<&ManualClock> = CircuitBreaker::new(
+        "retry",
+        Config::new().fail_max(1).reset_timeout(ms(30_000)),
+        &clock,
+    );
+    let failed = b.call(|| Err::<(), _>("down")).unwrap_err();
+    assert!(failed.tripped());
+    assert_eq!(failed.retry_after(), None);
+    clock.advance(ms(10_000));
+    let rejected = b.call(|| Ok::<_, &str>(())).unwrap_err();
+    assert!(rejected.is_rejected());
+    assert_eq!(rejected.retry_after(), Some(ms(20_000)));
+}
+
+/// `StdClock` (the coarse clock on Linux) keeps pace with real time: it never goes back, never
+/// runs ahead of `Instant` and never lags it by more than a kernel tick (at most 10 ms; 20 ms
+/// allowed). Polled until it has moved 30 ms, bounded by 10 s. Each bound compares with an
+/// `Instant` read on the safe side of the `StdClock` reading, so a preempted thread cannot
+/// fail it.
+#[cfg(feature = "std")]
+#[test]
+fn std_clock_keeps_pace_with_real_time() {
+    use atomic_breaker::{Clock, StdClock};
+    use std::time::Instant;
+    let ms_since = |t: Instant| u64::try_from(t.elapsed().as_millis()).unwrap();
+    let before = Instant::now();
+    let start = StdClock.now_ms();
+    let after = Instant::now();
+    let mut last = start;
+    while last < start + 30 {
+        assert!(
+            ms_since(before) < 10_000,
+            "StdClock did not advance 30 ms in 10 s"
+        );
+        std::thread::yield_now();
+        let at_least = ms_since(after);
+        let now = StdClock.now_ms();
+        let at_most = ms_since(before);
+        assert!(now >= last, "StdClock went back from {last} to {now}");
+        let moved = now - start;
+        assert!(
+            moved <= at_most + 11,
+            "StdClock ran ahead: {moved} ms in {at_most} ms of real time"
+        );
+        assert!(
+            moved + 20 >= at_least,
+            "StdClock lags: {moved} ms in {at_least} ms of real time"
+        );
+        last = now;
+    }
+}
+
+/// Events are equal only when every field is: a `StateChange`, `Rejected` or `Failure` that
+/// differs in one field alone is a different event.
+#[test]
+fn events_differing_in_one_field_are_not_equal() {
+    use atomic_breaker::EventKind;
+    let change = |from, to, failures, retry_after| EventKind::StateChange {
+        from,
+        to,
+        failures,
+        retry_after,
+    };
+    let base = change(State::Closed, State::Open, 3, Some(ms(500)));
+    assert_eq!(base, change(State::Closed, State::Open, 3, Some(ms(500))));
+    for other in [
+        change(State::HalfOpen, State::Open, 3, Some(ms(500))),
+        change(State::Closed, State::ForcedOpen, 3, Some(ms(500))),
+        change(State::Closed, State::Open, 2, Some(ms(500))),
+        change(State::Closed, State::Open, 3, Some(ms(501))),
+        change(State::Closed, State::Open, 3, None),
+    ] {
+        assert_ne!(base, other);
+    }
+    let rejected = |state, retry_after| EventKind::Rejected { state, retry_after };
+    let base = rejected(State::Open, Some(ms(500)));
+    assert_eq!(base, rejected(State::Open, Some(ms(500))));
+    assert_ne!(base, rejected(State::HalfOpen, Some(ms(500))));
+    assert_ne!(base, rejected(State::Open, Some(ms(499))));
+    let failure = |failures| EventKind::Failure {
+        failures,
+        error: None,
+    };
+    assert_eq!(failure(2), failure(2));
+    assert_ne!(failure(2), failure(3));
+}
+
+/// `|` is a set union: combining a set with classes it already holds changes nothing.
+#[test]
+fn interest_union_of_overlapping_sets() {
+    use atomic_breaker::Interest;
+    assert_eq!(Interest::ALL | Interest::CALLS, Interest::ALL);
+    assert_eq!(Interest::CALLS.union(Interest::CALLS), Interest::CALLS);
+    assert_eq!(
+        Interest::STATE_CHANGES | Interest::REJECTIONS | Interest::CALLS,
+        Interest::ALL
+    );
+}
+
+/// A full listener table says so, with its capacity.
+#[test]
+fn a_full_listener_table_says_its_capacity() {
+    fn quiet(_: &atomic_breaker::Event) {}
+    let clock = ManualClock::new();
+    let b: CircuitBreaker<&ManualClock, 1> =
+        CircuitBreaker::new("full", Config::new(), &clock).with_listener(quiet);
+    let full = b.add_listener(quiet).unwrap_err();
+    assert_eq!(full.capacity, 1);
+    assert_eq!(full.to_string(), "listener table is full (capacity 1)");
 }

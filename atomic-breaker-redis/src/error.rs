@@ -152,3 +152,52 @@ impl From<redis::RedisError> for FleetError {
         FleetError::Redis(e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// Each error's message, and the Redis error kept as the source (and only that one).
+    #[test]
+    fn errors_say_what_went_wrong_and_keep_the_redis_source() {
+        let redis: FleetError = redis::RedisError::from((redis::ErrorKind::Io, "refused")).into();
+        assert!(matches!(redis, FleetError::Redis(_)));
+        assert!(redis.to_string().starts_with("redis: "), "{redis}");
+        assert!(redis.to_string().contains("refused"), "{redis}");
+        let source = redis.source().expect("the Redis error is the source");
+        assert!(source.to_string().contains("refused"), "{source}");
+        let cases = [
+            (
+                FleetError::Timeout(Duration::from_millis(250)),
+                "redis did not answer within 250ms",
+            ),
+            (FleetError::Unavailable, "redis unavailable"),
+            (
+                FleetError::Malformed("x|y".to_owned()),
+                "malformed fleet record \"x|y\"",
+            ),
+            (
+                FleetError::Name("a{b".to_owned()),
+                "breaker name \"a{b\" must be non-empty, without '{' or '}'",
+            ),
+            (
+                FleetError::Token("a b".to_owned()),
+                "token \"a b\" must be non-empty, without '|' or whitespace",
+            ),
+            (
+                FleetError::Config(atomic_breaker::ConfigError::FailMax(0)),
+                "configuration: FailMax(0)",
+            ),
+            (FleetError::Closed, "the fleet task has stopped"),
+            (
+                FleetError::NoRuntime,
+                "must be built inside a tokio runtime",
+            ),
+        ];
+        for (e, text) in cases {
+            assert_eq!(e.to_string(), text);
+            assert!(e.source().is_none(), "{e}");
+        }
+    }
+}

@@ -633,3 +633,244 @@ impl FleetPermit<'_> {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The handle's local side, without Redis: a stand-in task receives what the handle sends.
+
+    use super::*;
+    use crate::record::FleetState;
+
+    /// A fleet breaker named `unit` (key `t:{unit}`, token `tok-1`) whose "task" is `task`; the
+    /// messages for the real task land in the returned receiver.
+    fn handle(
+        config: Config,
+        command_timeout: Duration,
+        task: tokio::task::JoinHandle<()>,
+    ) -> (FleetBreaker, mpsc::UnboundedReceiver<Msg>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(16);
+        let shared = Arc::new(Shared {
+            local: CircuitBreaker::try_new("unit", config, StdClock).unwrap(),
+            fleet_gen: AtomicU64::new(0),
+            tx,
+            events,
+            status: Mutex::new(Status::default()),
+            keys: Keys::new("t", "unit").unwrap(),
+            token: "tok-1".to_owned(),
+            command_timeout,
+        });
+        let f = FleetBreaker {
+            shared,
+            _task: Arc::new(AbortOnDrop(task)),
+        };
+        (f, rx)
+    }
+
+    fn idle() -> tokio::task::JoinHandle<()> {
+        tokio::spawn(std::future::pending())
+    }
+
+    /// What the handle sent so far: `("tripped" | "closed", gen)` per message.
+    fn sent(rx: &mut mpsc::UnboundedReceiver<Msg>) -> Vec<(&'static str, u64)> {
+        let mut v = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            v.push(match m {
+                Msg::Tripped { gen } => ("tripped", gen),
+                Msg::Closed { gen } => ("closed", gen),
+                Msg::Manage(..) => ("manage", 0),
+                Msg::Sync(_) => ("sync", 0),
+            });
+        }
+        v
+    }
+
+    /// Only a local trip and a local close are news for the task, each carrying the fleet
+    /// generation applied; `tripped` marks the one failure that tripped.
+    #[tokio::test]
+    async fn trips_and_closes_go_to_the_task_and_nothing_else() {
+        // reset_timeout 0: the first call after a trip is already a trial.
+        let config = Config::new().fail_max(2).reset_timeout(Duration::ZERO);
+        let (f, mut rx) = handle(config, Duration::from_millis(250), idle());
+        f.shared.fleet_gen.store(7, Ordering::Relaxed);
+        let p = f.allow().unwrap();
+        assert!(!p.is_trial());
+        assert_eq!(p.success(), Recorded::Counted);
+        assert_eq!(f.allow().unwrap().ignore(), Recorded::Counted);
+        assert_eq!(f.call(|| Ok::<_, ()>(1)), Ok(1));
+        assert_eq!(
+            f.call(|| Err::<(), _>("e1")),
+            Err(Error::Failed {
+                error: "e1",
+                tripped: false
+            })
+        );
+        assert_eq!(sent(&mut rx), []);
+        assert_eq!(
+            f.call(|| Err::<(), _>("e2")),
+            Err(Error::Failed {
+                error: "e2",
+                tripped: true
+            })
+        );
+        assert_eq!(f.state(), State::Open);
+        assert_eq!(f.snapshot().state, State::Open);
+        assert_eq!(sent(&mut rx), [("tripped", 7)]);
+        // The trial: its failure re-trips, then a trial success closes.
+        let p = f.allow().unwrap();
+        assert!(p.is_trial());
+        assert_eq!(p.failure(), Recorded::Tripped);
+        f.shared.fleet_gen.store(8, Ordering::Relaxed);
+        let p = f.allow().unwrap();
+        assert!(p.is_trial());
+        assert_eq!(p.report(Outcome::Success), Recorded::Closed);
+        assert_eq!(f.state(), State::Closed);
+        assert_eq!(sent(&mut rx), [("tripped", 7), ("closed", 8)]);
+    }
+
+    #[tokio::test]
+    async fn call_async_marks_the_failure_that_tripped() {
+        let (f, mut rx) = handle(
+            Config::new().fail_max(1),
+            Duration::from_millis(250),
+            idle(),
+        );
+        let e = f.call_async(async { Err::<(), _>("down") }).await;
+        assert_eq!(
+            e,
+            Err(Error::Failed {
+                error: "down",
+                tripped: true
+            })
+        );
+        assert_eq!(sent(&mut rx), [("tripped", 0)]);
+        assert!(f
+            .call_async(async { Ok::<_, ()>(()) })
+            .await
+            .unwrap_err()
+            .is_rejected());
+    }
+
+    /// The monitoring getters read the shared status, the token, the keys and the local breaker.
+    #[tokio::test]
+    async fn monitoring_reads_what_the_task_published() {
+        let (f, _rx) = handle(Config::new(), Duration::from_millis(250), idle());
+        assert_eq!(f.fleet(), None);
+        assert!(!f.is_degraded());
+        let r = Record {
+            epoch: "e".to_owned(),
+            generation: 3,
+            state: FleetState::Open,
+            retry_after: Duration::from_secs(1),
+            lease_remaining: Duration::ZERO,
+            owner: String::new(),
+            trips: 1,
+            opened_at_ms: 1,
+            redis_now_ms: 2,
+        };
+        {
+            let mut s = f.shared.status.lock().unwrap();
+            s.record = Some(r.clone());
+            s.degraded = true;
+        }
+        assert_eq!(f.fleet(), Some(r));
+        assert!(f.is_degraded());
+        assert_eq!(f.token(), "tok-1");
+        assert_eq!(f.keys().record, "t:{unit}");
+        assert_eq!(f.local().name(), "unit");
+        let debug = format!("{f:?}");
+        assert!(debug.starts_with("FleetBreaker"), "{debug}");
+        assert!(
+            debug.contains("t:{unit}") && debug.contains("tok-1"),
+            "{debug}"
+        );
+        let p = f.allow().unwrap();
+        let debug = format!("{p:?}");
+        assert!(debug.starts_with("FleetPermit"), "{debug}");
+        assert!(debug.contains("unit"), "{debug}");
+        let _ = p.ignore();
+        let mut events = f.events();
+        f.shared.emit(FleetEvent::Restored);
+        assert_eq!(events.try_recv().unwrap(), FleetEvent::Restored);
+    }
+
+    /// The last handle dropped stops the task.
+    #[tokio::test]
+    async fn dropping_the_last_handle_stops_the_task() {
+        let (alive, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _alive = alive;
+            std::future::pending::<()>().await;
+        });
+        let (f, _rx) = handle(Config::new(), Duration::from_millis(250), task);
+        let g = f.clone();
+        drop(f);
+        drop(g);
+        // Resolves (with an error) once the aborted task has dropped its sender.
+        let r = tokio::time::timeout(Duration::from_secs(10), stopped).await;
+        assert!(matches!(r, Ok(Err(_))), "the task still runs");
+    }
+
+    /// A management request the task never answers gives up after four command timeouts and
+    /// one second; one the task cannot take is `Closed`.
+    #[tokio::test]
+    async fn unanswered_requests_time_out_and_a_gone_task_is_closed() {
+        let (f, _rx) = handle(Config::new(), Duration::from_millis(1), idle());
+        match f.refresh().await {
+            Err(FleetError::Timeout(d)) => assert_eq!(d, Duration::from_millis(1_004)),
+            other => panic!("{other:?}"),
+        }
+        let (f, rx) = handle(Config::new(), Duration::from_millis(1), idle());
+        drop(rx);
+        assert!(matches!(f.refresh().await, Err(FleetError::Closed)));
+    }
+
+    /// Tokens with the record's separators are refused; what the builder is given is used.
+    #[tokio::test]
+    async fn the_builder_checks_the_token_and_uses_its_settings() {
+        let url = "redis://127.0.0.1:1/";
+        for bad in ["", "a|b", "a b", "a\tb"] {
+            let e = FleetBreaker::builder("svc", url).token(bad).build();
+            assert!(
+                matches!(e, Err(FleetError::Token(ref t)) if t == bad),
+                "{bad:?}"
+            );
+        }
+        let f = FleetBreaker::builder("svc", url)
+            .prefix("p")
+            .token("node-1")
+            .config(Config::new().fail_max(3))
+            .build()
+            .unwrap();
+        assert_eq!(f.token(), "node-1");
+        assert_eq!(f.keys().record, "p:{svc}");
+        assert_eq!(f.local().fail_max(), 3);
+    }
+
+    /// `<host>-<pid>-<n>`: the host from `HOSTNAME` (trimmed), or `host` when that is empty or
+    /// holds a separator; `n` counts up.
+    #[test]
+    fn default_tokens_name_the_host_and_the_process() {
+        let saved = std::env::var_os("HOSTNAME");
+        let token = |host: &str| {
+            std::env::set_var("HOSTNAME", host);
+            let t = default_token();
+            let mut it = t.rsplitn(3, '-');
+            let n: u64 = it.next().unwrap().parse().unwrap();
+            let pid: u32 = it.next().unwrap().parse().unwrap();
+            assert_eq!(pid, std::process::id(), "{t}");
+            (it.next().unwrap().to_owned(), n)
+        };
+        let (host, first) = token("web-1");
+        assert_eq!(host, "web-1");
+        assert_eq!(token(" web2\n").0, "web2");
+        for bad in ["", "a b", "a|b"] {
+            assert_eq!(token(bad).0, "host", "{bad:?}");
+        }
+        assert!(token("web-1").1 > first);
+        match saved {
+            Some(h) => std::env::set_var("HOSTNAME", h),
+            None => std::env::remove_var("HOSTNAME"),
+        }
+    }
+}

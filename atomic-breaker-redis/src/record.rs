@@ -186,4 +186,56 @@ mod tests {
         assert!(Record::parse("e|1|closed|-9223372036854775808|0||0|0|0|").is_none());
         assert!(Record::parse("e|1|closed|0|0||0|0|0|").is_some());
     }
+
+    const STATES: [(FleetState, &str); 5] = [
+        (FleetState::Closed, "closed"),
+        (FleetState::Open, "open"),
+        (FleetState::HalfOpen, "half_open"),
+        (FleetState::ForcedOpen, "forced_open"),
+        (FleetState::Disabled, "disabled"),
+    ];
+
+    /// Every state's stored name, displayed and parsed back (the scripts write these names).
+    #[test]
+    fn every_state_round_trips_through_its_name() {
+        for (state, name) in STATES {
+            assert_eq!(state.as_str(), name);
+            assert_eq!(state.to_string(), name);
+            assert_eq!(FleetState::parse(name), Some(state));
+            let r = Record::parse(&format!("e|1|{name}|0|0||0|0|0")).unwrap();
+            assert_eq!(r.state, state);
+        }
+        assert_eq!(FleetState::parse("Closed"), None);
+    }
+
+    /// Every field lands where the scripts put it, and `Display` shows what each state needs.
+    #[test]
+    fn records_parse_every_field_and_display_by_state() {
+        let open = Record::parse("ep|4|open|1500|0||2|1700000000123|1700000001000").unwrap();
+        assert_eq!(
+            open,
+            Record {
+                epoch: "ep".to_owned(),
+                generation: 4,
+                state: FleetState::Open,
+                retry_after: Duration::from_millis(1500),
+                lease_remaining: Duration::ZERO,
+                owner: String::new(),
+                trips: 2,
+                opened_at_ms: 1_700_000_000_123,
+                redis_now_ms: 1_700_000_001_000,
+            }
+        );
+        assert_eq!(
+            open.to_string(),
+            "open gen=4 epoch=ep retry_after=1.5s trips=2"
+        );
+        let half = Record::parse("ep|5|half_open|0|2500|p1-42|2|1|2").unwrap();
+        assert_eq!(
+            half.to_string(),
+            "half_open gen=5 epoch=ep owner=p1-42 lease_remaining=2.5s trips=2"
+        );
+        let closed = Record::parse("ep|6|closed|0|0||2|1|2").unwrap();
+        assert_eq!(closed.to_string(), "closed gen=6 epoch=ep trips=2");
+    }
 }

@@ -235,4 +235,20 @@ mod tests {
         assert!(Keys::new("ab", "").is_err());
         assert!(Keys::new("a{b}", "x").is_err());
     }
+
+    /// Durations go to the scripts as whole milliseconds, saturating at `u64::MAX`.
+    #[test]
+    fn durations_are_sent_in_milliseconds() {
+        assert_eq!(ms(Duration::from_millis(1500)), 1500);
+        assert_eq!(ms(Duration::ZERO), 0);
+        assert_eq!(ms(Duration::MAX), u64::MAX);
+    }
+
+    /// Each script is the prelude followed by its own file (what `EVALSHA` hashes).
+    #[test]
+    fn scripts_are_the_prelude_and_their_body() {
+        let read = Script::new(&format!("{PRELUDE}\n{}", include_str!("lua/read.lua")));
+        assert_eq!(read_script().get_hash(), read.get_hash());
+        assert_ne!(read_script().get_hash(), trip_script().get_hash());
+    }
 }
