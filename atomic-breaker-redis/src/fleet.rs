@@ -656,6 +656,7 @@ mod tests {
             tx,
             events,
             status: Mutex::new(Status::default()),
+            progress: watch::Sender::new(0),
             keys: Keys::new("t", "unit").unwrap(),
             token: "tok-1".to_owned(),
             command_timeout,
@@ -767,11 +768,12 @@ mod tests {
             trips: 1,
             opened_at_ms: 1,
             redis_now_ms: 2,
+            replaced: None,
         };
         {
             let mut s = f.shared.status.lock().unwrap();
             s.record = Some(r.clone());
-            s.degraded = true;
+            s.degraded = Some(crate::error::DegradedCause::Unreachable);
         }
         assert_eq!(f.fleet(), Some(r));
         assert!(f.is_degraded());

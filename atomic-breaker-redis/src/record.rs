@@ -202,7 +202,7 @@ mod tests {
             assert_eq!(state.as_str(), name);
             assert_eq!(state.to_string(), name);
             assert_eq!(FleetState::parse(name), Some(state));
-            let r = Record::parse(&format!("e|1|{name}|0|0||0|0|0")).unwrap();
+            let r = Record::parse(&format!("e|1|{name}|0|0||0|0|0|")).unwrap();
             assert_eq!(r.state, state);
         }
         assert_eq!(FleetState::parse("Closed"), None);
@@ -211,7 +211,7 @@ mod tests {
     /// Every field lands where the scripts put it, and `Display` shows what each state needs.
     #[test]
     fn records_parse_every_field_and_display_by_state() {
-        let open = Record::parse("ep|4|open|1500|0||2|1700000000123|1700000001000").unwrap();
+        let open = Record::parse("ep|4|open|1500|0||2|1700000000123|1700000001000|").unwrap();
         assert_eq!(
             open,
             Record {
@@ -224,18 +224,19 @@ mod tests {
                 trips: 2,
                 opened_at_ms: 1_700_000_000_123,
                 redis_now_ms: 1_700_000_001_000,
+                replaced: None,
             }
         );
         assert_eq!(
             open.to_string(),
             "open gen=4 epoch=ep retry_after=1.5s trips=2"
         );
-        let half = Record::parse("ep|5|half_open|0|2500|p1-42|2|1|2").unwrap();
+        let half = Record::parse("ep|5|half_open|0|2500|p1-42|2|1|2|").unwrap();
         assert_eq!(
             half.to_string(),
             "half_open gen=5 epoch=ep owner=p1-42 lease_remaining=2.5s trips=2"
         );
-        let closed = Record::parse("ep|6|closed|0|0||2|1|2").unwrap();
+        let closed = Record::parse("ep|6|closed|0|0||2|1|2|").unwrap();
         assert_eq!(closed.to_string(), "closed gen=6 epoch=ep trips=2");
     }
 }
