@@ -386,3 +386,54 @@ fn a_full_listener_table_says_its_capacity() {
     assert_eq!(full.capacity, 1);
     assert_eq!(full.to_string(), "listener table is full (capacity 1)");
 }
+
+/// Rate mode: a trip decided on a window is dropped when the breaker left that Closed period
+/// before the trip's CAS. Here a listener of the tripping report's `Failure` event (which runs
+/// between the window's CAS and the trip's) calls `close()`, which starts a new Closed period:
+/// the trip must not open the breaker in the new one.
+static CLOSING_CLOCK: ManualClock = ManualClock::new();
+static CLOSING_RATE: CircuitBreaker<&ManualClock> = CircuitBreaker::new(
+    "closing-rate",
+    Config::new().failure_rate(atomic_breaker::FailureRate::new(50, 4).minimum_calls(1)),
+    &CLOSING_CLOCK,
+);
+
+#[test]
+fn a_rate_trip_lands_only_in_the_closed_period_it_was_decided_in() {
+    use atomic_breaker::{Event, EventKind};
+    fn close_on_failure(e: &Event) {
+        if matches!(e.kind, EventKind::Failure { .. }) {
+            CLOSING_RATE.close();
+        }
+    }
+    CLOSING_RATE.add_listener(close_on_failure).unwrap();
+    let err = CLOSING_RATE.call(|| Err::<(), _>("down")).unwrap_err();
+    assert!(!err.tripped());
+    assert_eq!(CLOSING_RATE.state(), State::Closed);
+    assert_eq!(CLOSING_RATE.failure_window(), Some((0, 0)));
+}
+
+/// Rate mode: leaving a Closed period empties the window, so outcomes of one Closed period
+/// never count in a later one, even when the 16-bit generation comes round to the same value
+/// (here after 32,768 `open()` / `close()` pairs, two generations each, none of which writes
+/// the window).
+#[test]
+fn a_rate_window_is_emptied_when_its_closed_period_ends() {
+    let clock = ManualClock::new();
+    let b: CircuitBreaker<&ManualClock> = CircuitBreaker::new(
+        "wrapping-rate",
+        Config::new().failure_rate(atomic_breaker::FailureRate::new(50, 4).minimum_calls(2)),
+        &clock,
+    );
+    let _ = b.call(|| Err::<(), _>("down"));
+    assert_eq!(b.failure_window(), Some((1, 1)));
+    for _ in 0..32_768 {
+        assert!(b.open());
+        assert!(b.close());
+    }
+    // Generation 0 again: the old failure must not be in this period's window.
+    let err = b.call(|| Err::<(), _>("down")).unwrap_err();
+    assert!(!err.tripped());
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(b.failure_window(), Some((1, 1)));
+}
