@@ -437,3 +437,37 @@ fn a_rate_window_is_emptied_when_its_closed_period_ends() {
     assert_eq!(b.state(), State::Closed);
     assert_eq!(b.failure_window(), Some((1, 1)));
 }
+
+/// The backoff level survives the manual moves that keep it: `open()` from HalfOpen (as a
+/// failed trial would) and `trip_for` from any state but Closed, so the periods that follow
+/// stay backed off.
+#[test]
+fn manual_opens_keep_the_backoff_level() {
+    let clock = ManualClock::new();
+    let b: CircuitBreaker<&ManualClock> = CircuitBreaker::new(
+        "backoff-level",
+        Config::new()
+            .fail_max(1)
+            .reset_timeout(ms(1_000))
+            .backoff(Backoff::exponential(ms(60_000))),
+        &clock,
+    );
+    let fail = || b.call(|| Err::<(), _>("down"));
+    let _ = fail();
+    clock.advance(ms(1_000));
+    let _ = fail(); // the trial fails: level 1, 2 s
+    assert_eq!(b.snapshot().backoff_level, 1);
+    assert_eq!(b.retry_after(), Some(ms(2_000)));
+    // HalfOpen by hand, then open() by hand: still level 1, 2 s.
+    assert!(b.half_open());
+    assert!(b.open());
+    assert_eq!(b.snapshot().backoff_level, 1);
+    assert_eq!(b.retry_after(), Some(ms(2_000)));
+    // trip_for from Open keeps level 1; the failed trial after it moves to level 2, 4 s.
+    b.trip_for(ms(500)).unwrap();
+    assert_eq!(b.snapshot().backoff_level, 1);
+    clock.advance(ms(500));
+    let _ = fail();
+    assert_eq!(b.snapshot().backoff_level, 2);
+    assert_eq!(b.retry_after(), Some(ms(4_000)));
+}
