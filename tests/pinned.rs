@@ -471,3 +471,27 @@ fn manual_opens_keep_the_backoff_level() {
     assert_eq!(b.snapshot().backoff_level, 2);
     assert_eq!(b.retry_after(), Some(ms(4_000)));
 }
+
+/// `half_open()` on a breaker already HalfOpen changes nothing: the trial successes so far
+/// still count towards closing it.
+#[test]
+fn half_open_on_a_half_open_breaker_keeps_its_successes() {
+    let clock = ManualClock::new();
+    let b: CircuitBreaker<&ManualClock> = CircuitBreaker::new(
+        "half-open-again",
+        Config::new()
+            .fail_max(1)
+            .success_threshold(2)
+            .reset_timeout(ms(1_000)),
+        &clock,
+    );
+    let _ = b.call(|| Err::<(), _>("down"));
+    clock.advance(ms(1_000));
+    b.call(|| Ok::<_, &str>(())).unwrap();
+    assert_eq!(b.state(), State::HalfOpen);
+    assert_eq!(b.snapshot().success_counter, 1);
+    assert!(!b.half_open());
+    assert_eq!(b.snapshot().success_counter, 1);
+    b.call(|| Ok::<_, &str>(())).unwrap();
+    assert_eq!(b.state(), State::Closed);
+}
