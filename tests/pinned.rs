@@ -386,3 +386,112 @@ fn a_full_listener_table_says_its_capacity() {
     assert_eq!(full.capacity, 1);
     assert_eq!(full.to_string(), "listener table is full (capacity 1)");
 }
+
+/// Rate mode: a trip decided on a window is dropped when the breaker left that Closed period
+/// before the trip's CAS. Here a listener of the tripping report's `Failure` event (which runs
+/// between the window's CAS and the trip's) calls `close()`, which starts a new Closed period:
+/// the trip must not open the breaker in the new one.
+static CLOSING_CLOCK: ManualClock = ManualClock::new();
+static CLOSING_RATE: CircuitBreaker<&ManualClock> = CircuitBreaker::new(
+    "closing-rate",
+    Config::new().failure_rate(atomic_breaker::FailureRate::new(50, 4).minimum_calls(1)),
+    &CLOSING_CLOCK,
+);
+
+#[test]
+fn a_rate_trip_lands_only_in_the_closed_period_it_was_decided_in() {
+    use atomic_breaker::{Event, EventKind};
+    fn close_on_failure(e: &Event) {
+        if matches!(e.kind, EventKind::Failure { .. }) {
+            CLOSING_RATE.close();
+        }
+    }
+    CLOSING_RATE.add_listener(close_on_failure).unwrap();
+    let err = CLOSING_RATE.call(|| Err::<(), _>("down")).unwrap_err();
+    assert!(!err.tripped());
+    assert_eq!(CLOSING_RATE.state(), State::Closed);
+    assert_eq!(CLOSING_RATE.failure_window(), Some((0, 0)));
+}
+
+/// Rate mode: leaving a Closed period empties the window, so outcomes of one Closed period
+/// never count in a later one, even when the 16-bit generation comes round to the same value
+/// (here after 32,768 `open()` / `close()` pairs, two generations each, none of which writes
+/// the window).
+#[test]
+fn a_rate_window_is_emptied_when_its_closed_period_ends() {
+    let clock = ManualClock::new();
+    let b: CircuitBreaker<&ManualClock> = CircuitBreaker::new(
+        "wrapping-rate",
+        Config::new().failure_rate(atomic_breaker::FailureRate::new(50, 4).minimum_calls(2)),
+        &clock,
+    );
+    let _ = b.call(|| Err::<(), _>("down"));
+    assert_eq!(b.failure_window(), Some((1, 1)));
+    for _ in 0..32_768 {
+        assert!(b.open());
+        assert!(b.close());
+    }
+    // Generation 0 again: the old failure must not be in this period's window.
+    let err = b.call(|| Err::<(), _>("down")).unwrap_err();
+    assert!(!err.tripped());
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(b.failure_window(), Some((1, 1)));
+}
+
+/// The backoff level survives the manual moves that keep it: `open()` from HalfOpen (as a
+/// failed trial would) and `trip_for` from any state but Closed, so the periods that follow
+/// stay backed off.
+#[test]
+fn manual_opens_keep_the_backoff_level() {
+    let clock = ManualClock::new();
+    let b: CircuitBreaker<&ManualClock> = CircuitBreaker::new(
+        "backoff-level",
+        Config::new()
+            .fail_max(1)
+            .reset_timeout(ms(1_000))
+            .backoff(Backoff::exponential(ms(60_000))),
+        &clock,
+    );
+    let fail = || b.call(|| Err::<(), _>("down"));
+    let _ = fail();
+    clock.advance(ms(1_000));
+    let _ = fail(); // the trial fails: level 1, 2 s
+    assert_eq!(b.snapshot().backoff_level, 1);
+    assert_eq!(b.retry_after(), Some(ms(2_000)));
+    // HalfOpen by hand, then open() by hand: still level 1, 2 s.
+    assert!(b.half_open());
+    assert!(b.open());
+    assert_eq!(b.snapshot().backoff_level, 1);
+    assert_eq!(b.retry_after(), Some(ms(2_000)));
+    // trip_for from Open keeps level 1; the failed trial after it moves to level 2, 4 s.
+    b.trip_for(ms(500)).unwrap();
+    assert_eq!(b.snapshot().backoff_level, 1);
+    clock.advance(ms(500));
+    let _ = fail();
+    assert_eq!(b.snapshot().backoff_level, 2);
+    assert_eq!(b.retry_after(), Some(ms(4_000)));
+}
+
+/// `half_open()` on a breaker already HalfOpen changes nothing: the trial successes so far
+/// still count towards closing it.
+#[test]
+fn half_open_on_a_half_open_breaker_keeps_its_successes() {
+    let clock = ManualClock::new();
+    let b: CircuitBreaker<&ManualClock> = CircuitBreaker::new(
+        "half-open-again",
+        Config::new()
+            .fail_max(1)
+            .success_threshold(2)
+            .reset_timeout(ms(1_000)),
+        &clock,
+    );
+    let _ = b.call(|| Err::<(), _>("down"));
+    clock.advance(ms(1_000));
+    b.call(|| Ok::<_, &str>(())).unwrap();
+    assert_eq!(b.state(), State::HalfOpen);
+    assert_eq!(b.snapshot().success_counter, 1);
+    assert!(!b.half_open());
+    assert_eq!(b.snapshot().success_counter, 1);
+    b.call(|| Ok::<_, &str>(())).unwrap();
+    assert_eq!(b.state(), State::Closed);
+}
