@@ -119,3 +119,34 @@ fn works_with_a_static_reference() {
     );
     assert_eq!(p.success(), Recorded::Counted);
 }
+
+static OUTCOMES: [std::sync::atomic::AtomicU32; 2] = [
+    std::sync::atomic::AtomicU32::new(0),
+    std::sync::atomic::AtomicU32::new(0),
+];
+
+fn count_outcome(i: usize, e: &atomic_breaker::Event) {
+    use atomic_breaker::EventKind;
+    if e.name == "listened" && matches!(e.kind, EventKind::Success { .. }) {
+        OUTCOMES[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// An owned permit hands its `BeforeCall`'s listener numbers to its report, as a borrowed one
+/// does: every listener that saw the call gets its outcome (mutation testing: a ticket whose
+/// `observed` read 1 sent the outcome to the first listener only).
+#[test]
+fn every_listener_that_saw_the_call_gets_the_owned_permits_outcome() {
+    let clock: &'static ManualClock = Box::leak(Box::new(ManualClock::new()));
+    let b = Arc::new(
+        CircuitBreaker::<_>::new("listened", Config::new(), clock)
+            .with_listener(|e| count_outcome(0, e))
+            .with_listener(|e| count_outcome(1, e)),
+    );
+    let p = CircuitBreaker::allow_owned(b.clone()).unwrap();
+    assert_eq!(p.success(), Recorded::Counted);
+    let seen = OUTCOMES
+        .each_ref()
+        .map(|n| n.load(std::sync::atomic::Ordering::Relaxed));
+    assert_eq!(seen, [1, 1]);
+}

@@ -775,3 +775,33 @@ fn response_future_polled_after_completion_is_pending_and_reports_once() {
     }
     assert!(poll_once(fut.as_mut()).is_pending());
 }
+
+static BEFORE_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+fn count_before_call(e: &atomic_breaker::Event) {
+    if e.name == "polled-twice" && matches!(e.kind, atomic_breaker::EventKind::BeforeCall) {
+        BEFORE_CALLS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A service polled again while its inner service is not ready keeps its admission while the
+/// breaker has not moved: one admission, one `BeforeCall`, however often it is polled
+/// (mutation testing: a permit taken for stale on every poll was given back and taken again,
+/// a new `BeforeCall` each time).
+#[test]
+fn an_admission_waiting_on_the_inner_service_is_kept_while_the_breaker_does_not_move() {
+    let b = Arc::new(
+        CircuitBreaker::<_>::new("polled-twice", Config::new(), clock())
+            .with_listener(count_before_call),
+    );
+    let (mut svc, mut handle) =
+        mock::spawn_layer::<&'static str, u16, _>(BreakerLayer::new(b.clone()));
+    handle.allow(0);
+    for _ in 0..3 {
+        assert!(svc.poll_ready().is_pending());
+    }
+    assert_eq!(BEFORE_CALLS.load(Ordering::Relaxed), 1);
+    handle.allow(1);
+    assert!(svc.poll_ready().is_ready());
+    assert_eq!(BEFORE_CALLS.load(Ordering::Relaxed), 1);
+}
