@@ -910,3 +910,17 @@ fn a_clock_that_panics_during_an_insert_does_not_leak_its_place() {
     let _b = map.get_or_insert("b").unwrap();
     assert_eq!(map.len(), 1);
 }
+
+/// The map's getters read what they say (mutation testing: `is_empty` always true,
+/// `listener_panics` always 1 and `name` a constant survived the suite).
+#[test]
+fn the_maps_getters_read_its_state() {
+    let clock = ManualClock::new();
+    let m = map(&clock, 3, 4);
+    assert_eq!(m.name(), "upstream");
+    assert!(m.is_empty());
+    assert_eq!(m.listener_panics(), 0);
+    ok(&m, "a");
+    assert!(!m.is_empty());
+    assert_eq!(m.len(), 1);
+}
